@@ -1,0 +1,1 @@
+"""Technician calibration: camera intrinsics, mm scale, region of interest, station checks."""

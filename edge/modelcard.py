@@ -1,0 +1,140 @@
+"""The model card: everything the runtime needs to run a model, and the proof that it is the right file.
+
+A model artifact is a folder holding `model.onnx` and `card.json`. The detector reads input size,
+normalisation, output layout, class names and default thresholds from the card, and refuses a model
+whose file does not match the card's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import LinesideError
+
+CARD_FILE = "card.json"
+CARD_SCHEMA = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """How a frame becomes the model's input tensor."""
+
+    width: int = Field(gt=0, le=4096, description="Model input width in pixels.")
+    height: int = Field(gt=0, le=4096, description="Model input height in pixels.")
+    color: Literal["RGB", "BGR"] = Field("RGB", description="Channel order the model expects.")
+    scale: float = Field(1.0 / 255.0, gt=0, description="Multiplier applied to 0..255 pixel values.")
+    pad_value: int = Field(114, ge=0, le=255, description="Letterbox border grey level.")
+    dtype: Literal["float32", "float16", "uint8"] = Field("float32", description="Input tensor type.")
+
+
+class OutputSpec(_Strict):
+    """How the raw output tensor is decoded."""
+
+    layout: Literal["yolov8"] = Field(
+        "yolov8", description="Ultralytics v8/11 detection head: (1, 4 + classes, anchors), boxes cx,cy,w,h."
+    )
+
+
+class Thresholds(_Strict):
+    """Defaults the training run chose; a recipe may override them."""
+
+    confidence: float = Field(0.25, ge=0.0, le=1.0, description="Floor below which detections are dropped.")
+    iou: float = Field(0.45, gt=0.0, le=1.0, description="Non-maximum suppression IoU.")
+    per_class: dict[str, float] = Field(
+        default_factory=dict, description="Reject threshold per class name (confidence)."
+    )
+
+
+class TrainingInfo(_Strict):
+    """Where the model came from, so a result can be traced back to its data and code."""
+
+    data_fingerprint: str = Field(description="sha256 over the training data's file hashes and labels.")
+    code_version: str = Field(description="lineside version (and git commit) that trained and exported it.")
+    args: dict[str, object] = Field(default_factory=dict, description="Training arguments.")
+    dataset: str = Field("", description="Human description of the training data and its licence.")
+
+
+class ModelCard(_Strict):
+    """The card beside every shipped `model.onnx`."""
+
+    schema_version: int = Field(CARD_SCHEMA, alias="schema")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+    task: Literal["detect"] = "detect"
+    file: str = Field("model.onnx", description="ONNX file name inside the model folder.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input: InputSpec
+    output: OutputSpec = OutputSpec()
+    classes: tuple[str, ...] = Field(min_length=1)
+    thresholds: Thresholds = Thresholds()
+    training: TrainingInfo
+    metrics: dict[str, object] = Field(default_factory=dict, description="Metrics on the evaluation split.")
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelCard:
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("class names must be unique")
+        unknown = set(self.thresholds.per_class) - set(self.classes)
+        if unknown:
+            raise ValueError(f"thresholds.per_class names unknown classes {sorted(unknown)}")
+        if "/" in self.file or "\\" in self.file or self.file.startswith("."):
+            raise ValueError("file must be a plain file name inside the model folder")
+        return self
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(model_dir: Path) -> ModelCard:
+    """Read and validate `card.json` in `model_dir`; raise LinesideError with one line on any problem."""
+    card_path = model_dir / CARD_FILE
+    try:
+        raw = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LinesideError(f"{card_path}: model card missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LinesideError(f"{card_path}: unreadable model card ({exc})") from None
+    try:
+        return ModelCard.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "card"
+        raise LinesideError(f"{card_path}: field '{where}': {first['msg']}") from None
+
+
+def load_verified(model_dir: Path) -> tuple[ModelCard, Path]:
+    """Return the card and the ONNX path, refusing a model whose sha256 does not match its card."""
+    card = read_card(model_dir)
+    onnx_path = model_dir / card.file
+    if not onnx_path.is_file():
+        raise LinesideError(f"{onnx_path}: model file named by the card is missing")
+    actual = sha256_file(onnx_path)
+    if actual != card.sha256:
+        raise LinesideError(
+            f"{onnx_path}: sha256 {actual[:12]}... does not match card {card.sha256[:12]}...: model refused"
+        )
+    return card, onnx_path
+
+
+def write_card(model_dir: Path, card: ModelCard) -> Path:
+    """Write the card atomically (temp file, fsync, rename)."""
+    from edge.atomic import atomic_write_text
+
+    text = json.dumps(card.model_dump(mode="json", by_alias=True), indent=2, sort_keys=False) + "\n"
+    return atomic_write_text(model_dir / CARD_FILE, text)

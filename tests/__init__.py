@@ -1,0 +1,1 @@
+"""lineside test suite."""

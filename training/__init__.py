@@ -1,0 +1,1 @@
+"""Offline training: datasets, synthetic demo data, training, export and evaluation through edge."""
