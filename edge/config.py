@@ -1,0 +1,166 @@
+"""The appliance configuration: one YAML file validated by pydantic models that reject unknown keys.
+
+Relative paths in the file are taken relative to the file's folder. `load_config` raises
+LinesideError with one line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.detector.config import DetectorConfig
+from edge.errors import LinesideError
+from edge.records.config import RecordsConfig
+from edge.robotlink.config import RobotLinkConfig
+from edge.rules import RoiConfig, RulesConfig
+from edge.sources.config import SourceConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StationConfig(_Section):
+    """Who this appliance is and where it keeps its files."""
+
+    name: str = Field("station-1", min_length=1, description="Station name, shown in records and status.")
+    runtime_dir: Path | None = Field(
+        None,
+        description="Folder for sockets; default $RUNTIME_DIRECTORY (systemd) or a private temporary folder.",
+    )
+
+
+class TriggerConfig(_Section):
+    """What starts an inspection."""
+
+    mode: Literal["free_run", "robot"] = Field(
+        "robot",
+        description="free_run: the appliance triggers itself every takt; robot: each new TRIGGER_SEQ (Modbus).",
+    )
+    takt_ms: float = Field(
+        200.0, ge=0.0, description="free_run: minimum time between triggers (0 = as fast as parts finish)."
+    )
+
+
+class RecipeConfig(_Section):
+    """A product: the model, region of interest, rules and calibration used to judge it."""
+
+    number: int = Field(ge=0, le=32767, description="Number the robot/PLC selects it by (RECIPE register).")
+    name: str = Field(min_length=1, description="Product name, stored in every record.")
+    model: Path = Field(description="Model folder holding model.onnx and card.json.")
+    roi: RoiConfig = Field(default_factory=RoiConfig, description="Region of interest in frame pixels.")
+    rules: RulesConfig = Field(default_factory=RulesConfig, description="Per-class reject rules.")
+    calibration: Path | None = Field(None, description="Calibration file giving mm per pixel (optional).")
+
+
+class RestartBudget(_Section):
+    count: int = Field(5, ge=0, description="Restarts allowed per worker within the window.")
+    window_s: float = Field(60.0, gt=0, description="Sliding window for the restart budget.")
+
+
+class SupervisorConfig(_Section):
+    """How the supervisor watches its workers."""
+
+    heartbeat_interval_s: float = Field(0.25, gt=0, le=5, description="How often workers report.")
+    stuck_after_s: float = Field(3.0, gt=0, description="A started worker silent this long is killed.")
+    start_grace_s: float = Field(60.0, gt=0, description="Time a worker may take to start (model warm-up).")
+    stop_timeout_s: float = Field(3.0, gt=0, description="Bounded wait per worker at shutdown before kill.")
+    restart_budget: RestartBudget = Field(default_factory=RestartBudget)
+
+    @model_validator(mode="after")
+    def _check(self) -> SupervisorConfig:
+        if self.stuck_after_s < 4 * self.heartbeat_interval_s:
+            raise ValueError("stuck_after_s must be at least 4 x heartbeat_interval_s")
+        return self
+
+
+class PublishConfig(_Section):
+    """The JSON stream of final inspections for other consumers (ZeroMQ PUB)."""
+
+    endpoint: str | None = Field(
+        None, description="ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:5571; default ipc in runtime_dir."
+    )
+
+
+class LinesideConfig(_Section):
+    """The whole appliance."""
+
+    station: StationConfig = Field(default_factory=StationConfig)
+    source: SourceConfig
+    trigger: TriggerConfig = Field(default_factory=TriggerConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    recipes: list[RecipeConfig] = Field(min_length=1, description="Products this station inspects.")
+    default_recipe: int = Field(description="Recipe number active at start.")
+    robot_link: RobotLinkConfig = Field(default_factory=RobotLinkConfig)
+    records: RecordsConfig
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    max_parts: int | None = Field(None, ge=1, description="Stop cleanly after this many inspections.")
+
+    @model_validator(mode="after")
+    def _check(self) -> LinesideConfig:
+        numbers = [r.number for r in self.recipes]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("recipe numbers must be unique")
+        if self.default_recipe not in numbers:
+            raise ValueError(f"default_recipe {self.default_recipe} is not one of the recipes {numbers}")
+        return self
+
+    def recipe(self, number: int) -> RecipeConfig | None:
+        return next((r for r in self.recipes if r.number == number), None)
+
+
+def _resolve_paths(raw: Any, base: Path) -> Any:
+    """Make the known path fields absolute, relative to the config file's folder."""
+    if not isinstance(raw, dict):
+        return raw
+    for recipe in raw.get("recipes", []) or []:
+        if isinstance(recipe, dict):
+            for key in ("model", "calibration"):
+                if isinstance(recipe.get(key), str):
+                    recipe[key] = str((base / recipe[key]).resolve())
+    for section, key in (("source", "path"), ("records", "dir"), ("station", "runtime_dir")):
+        part = raw.get(section)
+        if isinstance(part, dict) and isinstance(part.get(key), str):
+            part[key] = str((base / part[key]).resolve())
+    return raw
+
+
+def parse_config(raw: Any, origin: str, base: Path) -> LinesideConfig:
+    """Validate an already-parsed YAML document; errors name `origin` and the field."""
+    if not isinstance(raw, dict):
+        raise LinesideError(f"{origin}: expected a mapping at the top level")
+    try:
+        return LinesideConfig.model_validate(_resolve_paths(raw, base))
+    except ValidationError as exc:
+        raise LinesideError(f"{origin}: {describe_validation_error(exc)}") from None
+
+
+def load_config(path: Path) -> LinesideConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LinesideError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise LinesideError(f"{path}:{where} invalid YAML") from None
+    return parse_config(raw, str(path), path.parent)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line: the first failing field and why, plus how many more there are."""
+    errors = exc.errors()
+    first = errors[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"field '{field}': {message}{more}"

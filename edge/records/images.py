@@ -1,0 +1,80 @@
+"""Inspection images on disk: their names, encoding, and durable writes.
+
+An image is written to a temp file, fsynced and renamed before its row is committed, so a row never
+points at a missing or half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from edge.atomic import atomic_write_bytes, fsync_dir
+from edge.records.model import InspectionRecord
+from edge.records.schema import IMAGES_DIR
+
+# <boot>-<seq>-<VERDICT>.<ext>; the same name tells recover() which record an orphan belonged to.
+_IMAGE_NAME = re.compile(r"^(\d+)-(\d+)-(ACCEPT|REJECT|FAULT)\.(jpg|png)$")
+
+
+def image_relpath(record: InspectionRecord, image_format: Literal["jpg", "png"]) -> str:
+    """images/YYYY-MM-DD/<boot>-<seq>-<verdict>.<ext>, the day in UTC so that DST never reorders folders."""
+    day = datetime.fromtimestamp(record.triggered_at, tz=timezone.utc).strftime("%Y-%m-%d")
+    name = f"{record.boot_id}-{record.seq}-{record.verdict.value}.{image_format}"
+    return str(PurePosixPath(IMAGES_DIR, day, name))
+
+
+def parse_image_name(name: str) -> tuple[int, int] | None:
+    """(boot_id, seq) from an image file name, or None if it is not one of ours."""
+    match = _IMAGE_NAME.match(name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def is_temp_name(name: str) -> bool:
+    """A temp file left by an interrupted atomic write (edge.atomic names them `.<name>.<rand>.tmp`)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def encode_image(image: np.ndarray, image_format: Literal["jpg", "png"], jpeg_quality: int) -> bytes:
+    """Encode a BGR or grey frame; raises ValueError naming what was wrong with it."""
+    if not isinstance(image, np.ndarray) or image.size == 0:
+        raise ValueError("inspection image must be a non-empty numpy array")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"inspection image must be HxW or HxWx{{1,3,4}}, got shape {image.shape}")
+    if image.dtype != np.uint8 and not (image_format == "png" and image.dtype == np.uint16):
+        raise ValueError(f"inspection image dtype {image.dtype} cannot be saved as {image_format}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if image_format == "jpg" else []
+    try:
+        ok, buffer = cv2.imencode(f".{image_format}", image, params)
+    except cv2.error as exc:
+        raise ValueError(f"inspection image could not be encoded as {image_format}: {exc}") from exc
+    if not ok:
+        raise ValueError(f"inspection image could not be encoded as {image_format}")
+    return bytes(buffer.tobytes())
+
+
+def write_image(records_dir: Path, relpath: str, data: bytes) -> None:
+    """Write durably: the file and every folder entry leading to it are on disk when this returns."""
+    target = records_dir / relpath
+    day_dir = target.parent
+    if not day_dir.is_dir():
+        day_dir.mkdir(parents=True, exist_ok=True)
+        # A new day folder must itself survive a power loss, or the renamed file inside it is lost.
+        fsync_dir(day_dir.parent)
+        fsync_dir(records_dir)
+    atomic_write_bytes(target, data)
+
+
+def remove_image(records_dir: Path, relpath: str) -> bool:
+    """Delete an image file; False if it was already gone."""
+    try:
+        os.unlink(records_dir / relpath)
+    except FileNotFoundError:
+        return False
+    return True

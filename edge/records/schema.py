@@ -1,0 +1,199 @@
+"""The records database layout, its connections, and the mapping between rows and records.
+
+One table, one row per inspection; list-like fields are stored as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from edge.errors import LinesideError
+from edge.inspection import Detection, Verdict
+from edge.records.model import InspectionRecord, detection_to_json
+
+DB_FILE = "records.db"
+IMAGES_DIR = "images"
+QUARANTINE_DIR = "quarantine"
+SCHEMA_VERSION = 1
+
+# keep_rank orders eviction: lowest rank goes first, oldest (lowest id) first within a rank.
+RANK_ACCEPT = 0
+RANK_ACCEPT_NEAR_THRESHOLD = 1
+RANK_REJECT_OR_FAULT = 2
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS inspections (
+    id             INTEGER PRIMARY KEY,
+    boot_id        INTEGER NOT NULL,
+    seq            INTEGER NOT NULL,
+    part_id        TEXT,
+    recipe         TEXT    NOT NULL,
+    verdict        TEXT    NOT NULL CHECK (verdict IN ('ACCEPT', 'REJECT', 'FAULT')),
+    reasons        TEXT    NOT NULL,
+    error_code     INTEGER NOT NULL,
+    detections     TEXT    NOT NULL,
+    model_name     TEXT    NOT NULL,
+    model_version  TEXT    NOT NULL,
+    model_sha256   TEXT    NOT NULL,
+    triggered_at   REAL    NOT NULL,
+    decided_at     REAL    NOT NULL,
+    latency_ms     TEXT    NOT NULL,
+    near_threshold INTEGER NOT NULL,
+    late           INTEGER NOT NULL,
+    late_note      TEXT    NOT NULL DEFAULT '',
+    image_path     TEXT,
+    image_bytes    INTEGER NOT NULL DEFAULT 0,
+    image_evicted  INTEGER NOT NULL DEFAULT 0,
+    keep_rank      INTEGER NOT NULL,
+    UNIQUE (boot_id, seq)
+);
+CREATE INDEX IF NOT EXISTS inspections_by_time ON inspections (triggered_at);
+CREATE INDEX IF NOT EXISTS inspections_images_by_eviction
+    ON inspections (keep_rank, id) WHERE image_path IS NOT NULL;
+"""
+
+_RECORD_COLUMNS = (
+    "boot_id, seq, part_id, recipe, verdict, reasons, error_code, detections, model_name, model_version, "
+    "model_sha256, triggered_at, decided_at, latency_ms, near_threshold, late, late_note, image_path, "
+    "image_evicted"
+)
+SELECT_RECORD = f"SELECT {_RECORD_COLUMNS} FROM inspections"
+
+
+def open_writer(
+    db_path: Path, synchronous: Literal["FULL", "NORMAL"], busy_timeout_s: float
+) -> sqlite3.Connection:
+    """Open (creating if needed) the database for the one writer: WAL, autocommit, explicit transactions."""
+    conn = sqlite3.connect(db_path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise LinesideError(f"{db_path}: cannot switch the records database to WAL (got {mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version not in (0, SCHEMA_VERSION):
+            raise LinesideError(f"{db_path}: records schema version {version}, expected {SCHEMA_VERSION}")
+        if version == 0:
+            _create_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE;\n{_DDL}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def open_reader(db_path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
+    """Open the database read-only; in WAL mode this reads a consistent snapshot while the writer runs."""
+    if not db_path.is_file():
+        raise LinesideError(f"{db_path}: no records database")
+    try:
+        conn = sqlite3.connect(
+            f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s, isolation_level=None
+        )
+    except sqlite3.Error as exc:
+        raise LinesideError(f"{db_path}: cannot open the records database ({exc})") from exc
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise LinesideError(f"{db_path}: not a readable records database ({exc})") from exc
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise LinesideError(f"{db_path}: records schema version {version}, expected {SCHEMA_VERSION}")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (the connection is in autocommit mode)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (disk full, busy) can leave the transaction open: end it here.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def keep_rank(record: InspectionRecord) -> int:
+    if record.verdict is not Verdict.ACCEPT:
+        return RANK_REJECT_OR_FAULT
+    return RANK_ACCEPT_NEAR_THRESHOLD if record.near_threshold else RANK_ACCEPT
+
+
+def record_to_row(record: InspectionRecord, image_bytes: int) -> dict[str, Any]:
+    """Named parameters for INSERT_RECORD."""
+    return {
+        "boot_id": record.boot_id,
+        "seq": record.seq,
+        "part_id": record.part_id,
+        "recipe": record.recipe,
+        "verdict": record.verdict.value,
+        "reasons": json.dumps(list(record.reasons)),
+        "error_code": int(record.error_code),
+        "detections": json.dumps([detection_to_json(d) for d in record.detections]),
+        "model_name": record.model_name,
+        "model_version": record.model_version,
+        "model_sha256": record.model_sha256,
+        "triggered_at": record.triggered_at,
+        "decided_at": record.decided_at,
+        "latency_ms": json.dumps(record.latency_ms),
+        "near_threshold": int(record.near_threshold),
+        "late": int(record.late),
+        "late_note": record.late_note,
+        "image_path": record.image_path,
+        "image_bytes": image_bytes,
+        "image_evicted": int(record.image_evicted),
+        "keep_rank": keep_rank(record),
+    }
+
+
+INSERT_RECORD = (
+    f"INSERT INTO inspections ({_RECORD_COLUMNS}, image_bytes, keep_rank) VALUES ("
+    + ", ".join(f":{name.strip()}" for name in _RECORD_COLUMNS.split(","))
+    + ", :image_bytes, :keep_rank)"
+)
+
+
+def row_to_record(row: tuple[Any, ...]) -> InspectionRecord:
+    """Decode one row of SELECT_RECORD."""
+    (boot_id, seq, part_id, recipe, verdict, reasons, error_code, detections, model_name, model_version,
+     model_sha256, triggered_at, decided_at, latency_ms, near_threshold, late, late_note, image_path,
+     image_evicted) = row  # fmt: skip
+    return InspectionRecord(
+        boot_id=int(boot_id),
+        seq=int(seq),
+        part_id=part_id,
+        recipe=recipe,
+        verdict=Verdict(verdict),
+        reasons=tuple(json.loads(reasons)),
+        error_code=int(error_code),
+        detections=tuple(Detection.from_json(d) for d in json.loads(detections)),
+        model_name=model_name,
+        model_version=model_version,
+        model_sha256=model_sha256,
+        triggered_at=float(triggered_at),
+        decided_at=float(decided_at),
+        latency_ms={str(k): float(v) for k, v in json.loads(latency_ms).items()},
+        near_threshold=bool(near_threshold),
+        late=bool(late),
+        image_path=image_path,
+        late_note=late_note,
+        image_evicted=bool(image_evicted),
+    )

@@ -1,0 +1,279 @@
+"""The inspection record store: one SQLite (WAL) writer plus images on disk under a quota.
+
+Order of writes, chosen so that a crash at any instant leaves no row pointing at a missing file:
+adding writes the image (temp, fsync, rename) before committing the row; evicting commits the row's
+"no image" before unlinking the file. Either crash leaves at worst a file no row points at, which
+recover() clears on the next open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from edge.inspection import Verdict
+from edge.records.config import RecordsConfig
+from edge.records.images import encode_image, image_relpath, remove_image, write_image
+from edge.records.model import InspectionRecord
+from edge.records.recovery import RecoveryReport, recover
+from edge.records.schema import (
+    DB_FILE,
+    IMAGES_DIR,
+    INSERT_RECORD,
+    SELECT_RECORD,
+    open_writer,
+    record_to_row,
+    row_to_record,
+    transaction,
+)
+
+log = logging.getLogger(__name__)
+
+_EVICTION_BATCH = 256  # rows per eviction transaction
+_SAMPLE_EPSILON = 1e-9  # so that rate 1.0 (or 0.5 twice) reaches a whole credit despite rounding
+
+
+class RecordError(Exception):
+    """A record operation the caller must decide about (not a user-fixable config problem)."""
+
+
+class DuplicateRecordError(RecordError):
+    """A record for this (boot_id, seq) is already stored; the first one stands."""
+
+
+class UnknownRecordError(RecordError, LookupError):
+    """No record is stored for this (boot_id, seq)."""
+
+
+@dataclass(frozen=True)
+class RecordStats:
+    """Counters kept in memory as the store runs (loaded from the database on open)."""
+
+    records: int
+    images_kept: int
+    image_bytes: int
+    images_evicted: int  # ever, by the quota
+    image_errors: int  # since open: images that could not be encoded or written (record kept)
+    quota_bytes: int
+
+
+class RecordStore:
+    """Stores inspection records; the one writer of `<dir>/records.db`. Thread-safe; one per process."""
+
+    def __init__(self, cfg: RecordsConfig) -> None:
+        self._cfg = cfg
+        self._dir = cfg.dir
+        (self._dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        self._quota_bytes = int(cfg.quota_mb * 1024 * 1024)
+        self._lock = threading.Lock()
+        self._accept_credit = 0.0
+        self._image_errors = 0
+        self._records = self._images_kept = self._image_bytes = self._images_evicted = 0
+        self._conn: sqlite3.Connection | None = open_writer(self.db_path, cfg.synchronous, cfg.busy_timeout_s)
+        try:
+            self.last_recovery: RecoveryReport = self.recover()
+            with self._lock:
+                self._enforce_quota()  # the quota may have shrunk since the last run
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def db_path(self) -> Path:
+        return self._dir / DB_FILE
+
+    @property
+    def records_dir(self) -> Path:
+        return self._dir
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RecordError(f"{self.db_path}: record store is closed")
+        return self._conn
+
+    def exists(self, boot_id: int, seq: int) -> bool:
+        with self._lock:
+            return self._exists(boot_id, seq)
+
+    def _exists(self, boot_id: int, seq: int) -> bool:
+        query = "SELECT 1 FROM inspections WHERE boot_id = ? AND seq = ?"
+        return self._db().execute(query, (boot_id, seq)).fetchone() is not None
+
+    def get(self, boot_id: int, seq: int) -> InspectionRecord:
+        """The stored record; raises UnknownRecordError if there is none."""
+        with self._lock:
+            query = f"{SELECT_RECORD} WHERE boot_id = ? AND seq = ?"
+            row = self._db().execute(query, (boot_id, seq)).fetchone()
+        if row is None:
+            raise UnknownRecordError(f"no record for {boot_id}:{seq}")
+        return row_to_record(row)
+
+    def add(self, record: InspectionRecord, image: np.ndarray | None = None) -> InspectionRecord:
+        """Store a record (and its image if the policy keeps it); returns the record as stored.
+
+        Raises DuplicateRecordError if (boot_id, seq) is already stored; nothing is changed then.
+        An image that cannot be encoded or written is logged and counted; the record is still stored,
+        because a part without a record is worse than a record without a picture.
+        """
+        if record.image_path is not None or record.image_evicted:
+            raise ValueError(f"record {record.boot_id}:{record.seq}: image_path is set by the store")
+        with self._lock:
+            if self._exists(record.boot_id, record.seq):
+                raise DuplicateRecordError(f"record {record.boot_id}:{record.seq} is already stored")
+            stored, image_bytes = self._save_image(record, image)
+            try:
+                with transaction(self._db()) as conn:
+                    conn.execute(INSERT_RECORD, record_to_row(stored, image_bytes))
+            except BaseException as exc:
+                if stored.image_path is not None:
+                    remove_image(self._dir, stored.image_path)
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise DuplicateRecordError(f"record {record.boot_id}:{record.seq}: {exc}") from exc
+                raise
+            self._records += 1
+            if stored.image_path is not None:
+                self._images_kept += 1
+                self._image_bytes += image_bytes
+            if stored.key in self._enforce_quota():
+                stored = replace(stored, image_path=None, image_evicted=True)
+            return stored
+
+    def mark_late(self, boot_id: int, seq: int, note: str) -> InspectionRecord:
+        """Flag a finalised record: a result for it arrived too late and was dropped. Notes accumulate."""
+        with self._lock, transaction(self._db()) as conn:
+            cursor = conn.execute(
+                "UPDATE inspections SET late = 1, late_note = CASE WHEN late_note = '' THEN :note "
+                "ELSE late_note || '; ' || :note END WHERE boot_id = :boot_id AND seq = :seq",
+                {"note": note, "boot_id": boot_id, "seq": seq},
+            )
+            if cursor.rowcount == 0:
+                raise UnknownRecordError(f"late result for {boot_id}:{seq}, which has no record")
+        return self.get(boot_id, seq)
+
+    def stats(self) -> RecordStats:
+        with self._lock:
+            return RecordStats(
+                records=self._records,
+                images_kept=self._images_kept,
+                image_bytes=self._image_bytes,
+                images_evicted=self._images_evicted,
+                image_errors=self._image_errors,
+                quota_bytes=self._quota_bytes,
+            )
+
+    def recover(self) -> RecoveryReport:
+        """Reconcile images/ with the database (see edge.records.recovery); runs on open."""
+        with self._lock:
+            report = recover(self._db(), self._dir)
+            self._load_counters()
+        return report
+
+    def _load_counters(self) -> None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT COUNT(*), COUNT(image_path), COALESCE(SUM(image_bytes), 0), "
+                "COALESCE(SUM(image_evicted), 0) FROM inspections"
+            )
+            .fetchone()
+        )
+        self._records, self._images_kept, self._image_bytes, self._images_evicted = (int(v) for v in row)
+
+    def _wants_image(self, record: InspectionRecord) -> bool:
+        cfg = self._cfg
+        if record.near_threshold and cfg.save_near_threshold:
+            return True
+        if record.verdict is Verdict.FAULT:
+            return cfg.save_faults
+        if record.verdict is Verdict.REJECT:
+            return cfg.save_rejects
+        # Plain ACCEPT: an even, reproducible spread instead of a random draw.
+        self._accept_credit += cfg.accept_sample_rate
+        if self._accept_credit >= 1.0 - _SAMPLE_EPSILON:
+            self._accept_credit -= 1.0
+            return True
+        return False
+
+    def _save_image(self, record: InspectionRecord, image: np.ndarray | None) -> tuple[InspectionRecord, int]:
+        if image is None or not self._wants_image(record):
+            return record, 0
+        relpath = image_relpath(record, self._cfg.image_format)
+        try:
+            data = encode_image(image, self._cfg.image_format, self._cfg.jpeg_quality)
+            write_image(self._dir, relpath, data)
+        except (ValueError, OSError) as exc:
+            self._image_errors += 1
+            log.error("record %s:%s: image not saved (%s); record kept", record.boot_id, record.seq, exc)
+            return record, 0
+        return replace(record, image_path=relpath), len(data)
+
+    def _enforce_quota(self) -> set[tuple[int, int]]:
+        """Evict images until under quota; returns the (boot_id, seq) whose image went."""
+        evicted: set[tuple[int, int]] = set()
+        while self._image_bytes > self._quota_bytes:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT id, boot_id, seq, image_path, image_bytes FROM inspections "
+                    "WHERE image_path IS NOT NULL ORDER BY keep_rank, id LIMIT ?",
+                    (_EVICTION_BATCH,),
+                )
+                .fetchall()
+            )
+            if not rows:  # counters disagree with the table; trust the table
+                self._load_counters()
+                break
+            excess = self._image_bytes - self._quota_bytes
+            chosen = []
+            for row in rows:
+                chosen.append(row)
+                excess -= int(row[4])
+                if excess <= 0:
+                    break
+            self._evict(chosen)
+            evicted.update((int(row[1]), int(row[2])) for row in chosen)
+        return evicted
+
+    def _evict(self, rows: list[tuple[int, int, int, str, int]]) -> None:
+        conn = self._db()
+        # The commit must be durable before any unlink (even under synchronous=NORMAL): otherwise a
+        # power loss could roll the row back to pointing at a file already deleted.
+        conn.execute("PRAGMA synchronous=FULL")
+        try:
+            with transaction(conn):
+                conn.executemany(
+                    "UPDATE inspections SET image_path = NULL, image_bytes = 0, image_evicted = 1 "
+                    "WHERE id = ?",
+                    [(row[0],) for row in rows],
+                )
+        finally:
+            conn.execute(f"PRAGMA synchronous={self._cfg.synchronous}")
+        for _row_id, _boot, _seq, relpath, _nbytes in rows:
+            remove_image(self._dir, relpath)
+            with contextlib.suppress(OSError):  # drop the day folder once it is empty
+                os.rmdir((self._dir / relpath).parent)
+        self._images_kept -= len(rows)
+        self._image_bytes -= sum(int(row[4]) for row in rows)
+        self._images_evicted += len(rows)

@@ -1,0 +1,151 @@
+"""The robot link's register map (docs/ROBOT-LINK.md): offsets from a configurable base, bits and codes.
+
+Every value lineside publishes is 0..32767, because UR's `read_port_register` is signed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+MAX_REGISTER = 32767  # all published values fit in 15 bits
+SEQ_MAX = 32767  # sequences run 1..32767, never 0
+
+# Lineside-owned block (lineside -> robot), read-only to the robot.
+STATUS = 0
+HEARTBEAT = 1
+BOOT_ID = 2
+TRIGGER_ACK_SEQ = 3
+RESULT_WORD = 4
+RESULT_SEQ = 5
+DEFECT_CODE = 6
+SCORE = 7
+ERROR_CODE = 8
+LATENCY_MS = 9
+CHECK = 10
+ACTIVE_RECIPE = 11
+MODEL_ID = 12
+INSPECTIONS = 13
+FAULTS = 14
+RESERVED_15 = 15
+LINESIDE_FIRST = 0
+LINESIDE_COUNT = 16
+
+# Robot-owned block (robot -> lineside), written by the robot only.
+TRIGGER_SEQ = 16
+ACK_SEQ = 17
+ROBOT_HEARTBEAT = 18
+SESSION = 19
+CONTROL = 20
+RECIPE = 21
+ROBOT_FIRST = 16
+ROBOT_COUNT = 6
+
+BLOCK_COUNT = LINESIDE_COUNT + ROBOT_COUNT
+
+# CHECK covers the result registers, so a torn multi-register read is detectable.
+CHECKED_FIRST = TRIGGER_ACK_SEQ
+CHECKED_LAST = LATENCY_MS
+
+REGISTER_NAMES: dict[int, str] = {
+    STATUS: "STATUS",
+    HEARTBEAT: "HEARTBEAT",
+    BOOT_ID: "BOOT_ID",
+    TRIGGER_ACK_SEQ: "TRIGGER_ACK_SEQ",
+    RESULT_WORD: "RESULT_WORD",
+    RESULT_SEQ: "RESULT_SEQ",
+    DEFECT_CODE: "DEFECT_CODE",
+    SCORE: "SCORE",
+    ERROR_CODE: "ERROR_CODE",
+    LATENCY_MS: "LATENCY_MS",
+    CHECK: "CHECK",
+    ACTIVE_RECIPE: "ACTIVE_RECIPE",
+    MODEL_ID: "MODEL_ID",
+    INSPECTIONS: "INSPECTIONS",
+    FAULTS: "FAULTS",
+    RESERVED_15: "RESERVED_15",
+    TRIGGER_SEQ: "TRIGGER_SEQ",
+    ACK_SEQ: "ACK_SEQ",
+    ROBOT_HEARTBEAT: "ROBOT_HEARTBEAT",
+    SESSION: "SESSION",
+    CONTROL: "CONTROL",
+    RECIPE: "RECIPE",
+}
+
+
+class StatusBit(enum.IntFlag):
+    """Bits of STATUS."""
+
+    READY = 1 << 0  # model warmed up, camera delivered a frame, enabled
+    BUSY = 1 << 1  # an inspection is in flight
+    RESULT_VALID = 1 << 2  # the result registers hold a result for TRIGGER_ACK_SEQ
+    ERROR = 1 << 3  # latched on a published ERROR/LATE or a raised interlock; CLEAR_ERROR resets it
+    ROBOT_HEARTBEAT_OK = 1 << 4  # the robot's heartbeat moved within the staleness threshold
+
+
+class ControlBit(enum.IntFlag):
+    """Bits of CONTROL (written by the robot)."""
+
+    ENABLE = 1 << 0
+    CLEAR_ERROR = 1 << 1  # acts on its rising edge
+
+
+class VerdictCode(enum.IntEnum):
+    """The 3-bit verdict in RESULT_WORD. Every code is at Hamming distance >= 2 from ACCEPT,
+    so zeros, a reset or one flipped bit never read as ACCEPT."""
+
+    EMPTY = 0b000
+    REJECT = 0b010
+    ERROR = 0b011
+    ACCEPT = 0b101
+    LATE = 0b110
+
+
+def register_name(offset: int) -> str:
+    """Name of a register offset, for one-line error messages."""
+    return REGISTER_NAMES.get(offset, f"offset {offset}")
+
+
+def result_word(verdict: VerdictCode, seq: int) -> int:
+    """RESULT_WORD = verdict << 12 | (seq & 0x0FFF); always within 0..32767."""
+    return (int(verdict) << 12) | (seq & 0x0FFF)
+
+
+def split_result_word(word: int) -> tuple[int, int]:
+    """(verdict code, low 12 bits of the sequence) of a RESULT_WORD, for robot-side checks."""
+    return (word >> 12) & 0b111, word & 0x0FFF
+
+
+def next_seq(seq: int) -> int:
+    """The sequence after `seq`: 1..32767 then back to 1, never 0."""
+    return seq % SEQ_MAX + 1
+
+
+def clamp_register(value: float) -> int:
+    """Round and clamp a measurement into 0..32767, so it never wraps into a misleading value."""
+    return max(0, min(MAX_REGISTER, round(value)))
+
+
+def crc16_modbus_bytes(data: bytes) -> int:
+    """CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF, no final xor); b"123456789" gives 0x4B37."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def crc16_modbus(registers: Sequence[int]) -> int:
+    """CRC-16/MODBUS over registers as they travel on the wire: each register high byte first."""
+    return crc16_modbus_bytes(b"".join((r & 0xFFFF).to_bytes(2, "big") for r in registers))
+
+
+def check_word(block: Sequence[int]) -> int:
+    """CHECK for a lineside block: CRC-16/MODBUS over offsets 3..9, masked to 15 bits."""
+    return crc16_modbus(block[CHECKED_FIRST : CHECKED_LAST + 1]) & 0x7FFF
+
+
+def model_id(sha256_hex: str) -> int:
+    """MODEL_ID: the low 15 bits of the model's sha256 (a hex string)."""
+    return int(sha256_hex, 16) & 0x7FFF

@@ -1,0 +1,283 @@
+"""The supervisor: the one composition root that owns every worker process and the sockets that join them.
+
+It starts the workers in order, watches their heartbeats, restarts a dead or stuck worker within a
+budget (then faults and stops), tells the robot link whether the line is ready, and shuts everything
+down in reverse order with bounded waits (join, then terminate, then kill).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+from types import FrameType
+
+import zmq
+
+from edge.config import LinesideConfig
+from edge.endpoints import Endpoints
+from edge.errors import LinesideError
+from edge.messages import Health, Heartbeat, LedgerEvent
+from edge.transport import Receiver, Sender
+from edge.workers.base import WorkerContext
+from edge.workers.entry import WORKER_ORDER, run_worker
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAULT = 1
+MAX_IPC_PATH = 100  # sun_path is 108 bytes on Linux
+
+
+@dataclass
+class WorkerSlot:
+    """One worker: its process, its stop event, what it last said and when it was restarted."""
+
+    name: str
+    process: SpawnProcess | None = None
+    stop_event: object | None = None
+    started_at: float = 0.0
+    last_heartbeat: float = 0.0
+    state: str = "down"
+    detail: dict[str, object] = field(default_factory=dict)
+    restarts: deque[float] = field(default_factory=deque)
+    total_restarts: int = 0
+
+
+class Supervisor:
+    """Runs the appliance until stopped, done (max_parts) or out of restart budget."""
+
+    def __init__(
+        self,
+        config: LinesideConfig,
+        on_inspection: Callable[[LedgerEvent], None] | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.on_inspection = on_inspection
+        self.notify = notify or (lambda _message: None)
+        self.mp = mp.get_context("spawn")
+        self.slots = {name: WorkerSlot(name) for name in WORKER_ORDER}
+        self._stop_requested = False
+        self._fault: str | None = None
+        self._own_runtime_dir: Path | None = None
+        self.runtime_dir = self._runtime_dir()
+        self.endpoints = Endpoints.in_runtime_dir(self.runtime_dir, config.publish.endpoint)
+        self.zmq = zmq.Context()
+        self.ready_announced = False
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _runtime_dir(self) -> Path:
+        configured = self.config.station.runtime_dir or os.environ.get("RUNTIME_DIRECTORY")
+        if configured:
+            path = Path(str(configured).split(":")[0])
+            path.mkdir(parents=True, exist_ok=True, mode=0o750)
+        else:
+            path = Path(tempfile.mkdtemp(prefix="lineside-"))
+            self._own_runtime_dir = path
+        if len(str(path)) + 20 > MAX_IPC_PATH:
+            raise LinesideError(f"station.runtime_dir: '{path}' is too long for Unix sockets (max ~80 chars)")
+        return path
+
+    def request_stop(self, *_: object) -> None:
+        self._stop_requested = True
+
+    def _install_signals(self) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s: shutting down", signal.Signals(signum).name)
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # -- worker processes --------------------------------------------------------------------------
+    def _start(self, slot: WorkerSlot) -> None:
+        stop_event = self.mp.Event()
+        ctx = WorkerContext(
+            config=self.config,
+            endpoints=self.endpoints,
+            stop_event=stop_event,
+            parent_pid=os.getpid(),
+            log_level=logging.getLogger().getEffectiveLevel(),
+        )
+        process = self.mp.Process(target=run_worker, args=(slot.name, ctx), name=f"lineside-{slot.name}")
+        process.start()
+        slot.process, slot.stop_event = process, stop_event
+        slot.started_at = time.monotonic()
+        slot.last_heartbeat = 0.0
+        slot.state = "starting"
+        log.info("started %s (pid %s)", slot.name, process.pid)
+
+    def _stop(self, slot: WorkerSlot, timeout_s: float) -> None:
+        process = slot.process
+        if process is None:
+            return
+        if slot.stop_event is not None:
+            slot.stop_event.set()  # type: ignore[attr-defined]
+        process.join(timeout_s)
+        if process.is_alive():
+            log.warning("%s did not stop within %.1f s: terminating", slot.name, timeout_s)
+            process.terminate()
+            process.join(1.0)
+        if process.is_alive():
+            log.warning("%s ignored SIGTERM: killing", slot.name)
+            process.kill()
+            process.join(1.0)
+        slot.process = None
+        slot.state = "down"
+
+    def _restart(self, slot: WorkerSlot, why: str) -> None:
+        now = time.monotonic()
+        budget = self.config.supervisor.restart_budget
+        while slot.restarts and now - slot.restarts[0] > budget.window_s:
+            slot.restarts.popleft()
+        if len(slot.restarts) >= budget.count:
+            self._fault = (
+                f"{slot.name} {why}; restart budget ({budget.count} in {budget.window_s:.0f} s) spent"
+            )
+            log.error("FAULT: %s: stopping", self._fault)
+            self.request_stop()
+            return
+        log.error("%s %s: restarting (%d/%d in window)", slot.name, why, len(slot.restarts) + 1, budget.count)
+        if slot.process is not None and slot.process.is_alive():
+            slot.process.kill()  # a stuck worker may be stopped (SIGSTOP) or deaf: no polite request
+            slot.process.join(2.0)
+        slot.process = None
+        slot.restarts.append(now)
+        slot.total_restarts += 1
+        self._start(slot)
+
+    def _watch(self, now: float) -> None:
+        cfg = self.config.supervisor
+        for slot in self.slots.values():
+            process = slot.process
+            if process is None:
+                continue
+            if not process.is_alive():
+                if slot.state == "done":
+                    continue
+                self._restart(slot, f"died (exit code {process.exitcode})")
+            elif slot.last_heartbeat == 0.0 or slot.state == "starting":
+                if now - slot.started_at > cfg.start_grace_s:
+                    self._restart(slot, f"did not start within {cfg.start_grace_s:.0f} s")
+            elif now - slot.last_heartbeat > cfg.stuck_after_s:
+                self._restart(slot, f"silent for {now - slot.last_heartbeat:.1f} s (stuck)")
+            if self._stop_requested:
+                return
+
+    def _on_heartbeat(self, beat: Heartbeat) -> None:
+        slot = self.slots.get(beat.worker)
+        if slot is None or slot.process is None or slot.process.pid != beat.pid:
+            return  # a message from a process we already replaced
+        slot.last_heartbeat = time.monotonic()
+        slot.state = beat.state
+        slot.detail = dict(beat.detail)
+
+    def health(self) -> Health:
+        capture = self.slots["capture"]
+        inference = self.slots["inference"]
+        return Health(
+            model_ready=inference.state == "ready",
+            camera_ready=capture.state == "ready" and bool(capture.detail.get("camera_ready")),
+            source_ended=bool(capture.detail.get("source_ended")),
+            workers={name: slot.state for name, slot in self.slots.items()},
+            shutting_down=self._stop_requested,
+            t=time.monotonic(),
+        )
+
+    # -- main loop -----------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Start everything, supervise until asked to stop, shut down; return the process exit code."""
+        self._install_signals()
+        heartbeats: Receiver[Heartbeat] = Receiver(self.zmq, self.endpoints.heartbeats, Heartbeat, hwm=1000)
+        health_out: Sender[Health] = Sender(
+            self.zmq, self.endpoints.health, Health, bind=True, pub=True, hwm=10
+        )
+        inspections: Receiver[LedgerEvent] = Receiver(
+            self.zmq, self.endpoints.publish, LedgerEvent, bind=False, sub=True, hwm=10000
+        )
+        try:
+            for name in WORKER_ORDER:
+                self._start(self.slots[name])
+            self._loop(heartbeats, health_out, inspections)
+        finally:
+            self.notify("STOPPING=1")
+            self._shutdown(health_out, inspections)
+            for sock in (heartbeats, health_out, inspections):
+                sock.close()
+            self.zmq.term()
+            if self._own_runtime_dir is not None:
+                shutil.rmtree(self._own_runtime_dir, ignore_errors=True)
+        return EXIT_FAULT if self._fault else EXIT_OK
+
+    def _loop(
+        self,
+        heartbeats: Receiver[Heartbeat],
+        health_out: Sender[Health],
+        inspections: Receiver[LedgerEvent],
+    ) -> None:
+        last_health = 0.0
+        poller = zmq.Poller()
+        poller.register(heartbeats.socket, zmq.POLLIN)
+        poller.register(inspections.socket, zmq.POLLIN)
+        while not self._stop_requested:
+            ready = dict(poller.poll(50))
+            if heartbeats.socket in ready:
+                self._drain(heartbeats, self._on_heartbeat)
+            if inspections.socket in ready:
+                self._drain(inspections, self._on_inspection)
+            now = time.monotonic()
+            self._watch(now)
+            if now - last_health >= 0.1:
+                health = self.health()
+                health_out.send(health)
+                self._announce(health)
+                last_health = now
+            if self.slots["robotlink"].state == "done":
+                log.info("robot link finished its parts: shutting down")
+                self.request_stop()
+
+    def _announce(self, health: Health) -> None:
+        healthy = all(s.state in ("ready", "degraded") for s in self.slots.values())
+        if health.model_ready and health.camera_ready and not self.ready_announced:
+            self.ready_announced = True
+            self.notify("READY=1")
+        if healthy:
+            self.notify("WATCHDOG=1")
+
+    def _drain(
+        self, receiver: Receiver[Heartbeat] | Receiver[LedgerEvent], handle: Callable[..., None]
+    ) -> None:
+        for _ in range(1000):
+            got = receiver.recv(0)
+            if got is None:
+                return
+            handle(got[0])
+
+    def _on_inspection(self, event: LedgerEvent) -> None:
+        if self.on_inspection is not None and event.kind == "finalised":
+            self.on_inspection(event)
+
+    def _shutdown(self, health_out: Sender[Health], inspections: Receiver[LedgerEvent]) -> None:
+        timeout = self.config.supervisor.stop_timeout_s
+        health_out.send(self.health())
+        for name in reversed(WORKER_ORDER):
+            self._stop(self.slots[name], timeout)
+            if name == "robotlink":
+                # The robot link finalises in-flight parts as it stops: show them too.
+                self._drain(inspections, self._on_inspection)
+        if self._fault:
+            log.error("stopped with FAULT: %s", self._fault)
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault

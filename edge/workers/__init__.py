@@ -1,0 +1,1 @@
+"""The appliance's worker processes (capture, inference, robot link, recorder) and their common lifecycle."""

@@ -1,0 +1,39 @@
+"""The explicit registry of worker kinds and the function a spawned worker process starts in."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from edge.workers.base import Worker, WorkerContext
+
+# Start order; the supervisor stops them in reverse. The recorder starts first and stops last so
+# that it sees every record; the robot link starts before inference so the robot sees a live
+# heartbeat (READY=0) while the model warms up.
+WORKER_ORDER = ("recorder", "robotlink", "inference", "capture")
+
+WORKER_CLASSES = {
+    "recorder": "edge.workers.recorder:RecorderWorker",
+    "robotlink": "edge.workers.robotlink:RobotLinkWorker",
+    "inference": "edge.workers.inference:InferenceWorker",
+    "capture": "edge.workers.capture:CaptureWorker",
+}
+
+
+def worker_class(name: str) -> type[Worker]:
+    module_name, _, class_name = WORKER_CLASSES[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    assert issubclass(cls, Worker)
+    return cls
+
+
+def run_worker(name: str, ctx: WorkerContext) -> None:
+    """Process target: build the worker and exit with its code (never 0 after a crash)."""
+    logging.basicConfig(
+        level=ctx.log_level,
+        format=f"%(asctime)s %(levelname)s {name}[%(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+    worker = worker_class(name)(ctx)
+    sys.exit(worker.run())

@@ -1,0 +1,138 @@
+"""The inference worker: judges each frame with the recipe's detector and rules.
+
+Every frame gets exactly one Result: a verdict from the rules, or a FAULT naming what failed. A frame
+whose part is already past its budget is not inspected (its part has failed; a verdict now would be
+for the wrong part), and is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.config import RecipeConfig
+from edge.detector.detector import Detector
+from edge.errors import ErrorCode, LinesideError
+from edge.messages import FrameHeader, ImageNote, ModelRef, Result
+from edge.rules import decide, near_threshold
+from edge.transport import Receiver, Sender
+from edge.workers.base import Worker
+
+log = logging.getLogger(__name__)
+
+FRAME_POLL_MS = 50
+
+
+@dataclass
+class LoadedRecipe:
+    """A recipe with its detector loaded and warmed up."""
+
+    config: RecipeConfig
+    detector: Detector
+    model: ModelRef
+
+
+class InferenceWorker(Worker):
+    name = "inference"
+
+    def setup(self) -> None:
+        ep = self.endpoints
+        self.frames: Receiver[FrameHeader] = Receiver(self.zmq, ep.frames, FrameHeader, hwm=2)
+        self.results: Sender[Result] = Sender(self.zmq, ep.results, Result, hwm=1000)
+        self.images: Sender[ImageNote] = Sender(self.zmq, ep.images, ImageNote, hwm=50)
+        self.counts = {"inspected": 0, "faults": 0, "stale_frames": 0}
+        self.recipes: dict[int, LoadedRecipe] = {}
+        self.load_error = ""
+        try:
+            self.recipes = self._load_recipes()
+        except LinesideError as exc:
+            # Stay up and answer every frame with a FAULT naming the problem; never READY.
+            self.load_error = str(exc)
+            self.state = "degraded"
+            log.error("model refused: %s", exc)
+        self.detail = {"load_error": self.load_error, **self.counts}
+
+    def _load_recipes(self) -> dict[int, LoadedRecipe]:
+        detectors: dict[Path, Detector] = {}
+        loaded: dict[int, LoadedRecipe] = {}
+        for recipe in self.config.recipes:
+            model_dir = recipe.model.resolve()
+            if model_dir not in detectors:
+                self.beat(force=True)
+                detector = Detector(model_dir, self.config.detector)
+                detector.warmup()
+                detectors[model_dir] = detector
+                log.info(
+                    "recipe %d (%s): model %s %s warmed up",
+                    recipe.number,
+                    recipe.name,
+                    detector.card.name,
+                    detector.card.version,
+                )
+            detector = detectors[model_dir]
+            card = detector.card
+            loaded[recipe.number] = LoadedRecipe(
+                recipe, detector, ModelRef(name=card.name, version=card.version, sha256=card.sha256)
+            )
+        return loaded
+
+    def step(self) -> None:
+        got = self.frames.recv(FRAME_POLL_MS)
+        if got is None:
+            return
+        header, image = got
+        if header.trigger.age_ms(time.monotonic()) > header.trigger.budget_ms:
+            self.counts["stale_frames"] += 1
+            return
+        result = self._judge(header, image)
+        self.results.send(result)
+        if image is not None:
+            self.images.send(
+                ImageNote(boot_id=header.trigger.boot_id, seq=header.trigger.seq, shape=header.shape), image
+            )
+        self.counts["faults" if result.error_code else "inspected"] += 1
+        self.detail = {"load_error": self.load_error, **self.counts}
+
+    def _judge(self, header: FrameHeader, image: np.ndarray | None) -> Result:
+        trigger = header.trigger
+        extra: dict[str, object] = {"origin": header.origin}
+        if image is None:
+            return Result.fault(trigger, ErrorCode.FRAME, "frame message carried no pixels", **extra)
+        if self.load_error:
+            return Result.fault(trigger, ErrorCode.MODEL, self.load_error, **extra)
+        loaded = self.recipes.get(trigger.recipe)
+        if loaded is None:
+            return Result.fault(
+                trigger, ErrorCode.RECIPE, f"recipe {trigger.recipe} is not configured", **extra
+            )
+        extra.update(model=loaded.model, recipe_name=loaded.config.name)
+        try:
+            detected = loaded.detector.detect(image)
+        except LinesideError as exc:
+            code = ErrorCode.FRAME if "frame" in type(exc).__name__.lower() else ErrorCode.MODEL
+            return Result.fault(trigger, code, str(exc), **extra)
+        recipe = loaded.config
+        classes = loaded.detector.card.classes
+        decision = decide(detected.detections, image.shape, recipe.rules, recipe.roi, classes, None)
+        return Result(
+            trigger=trigger,
+            verdict=decision.verdict,
+            reasons=decision.reasons,
+            error_code=decision.error,
+            top_class_id=decision.top_class_id,
+            top_confidence=decision.top_confidence,
+            detections=tuple(d.to_json() for d in detected.detections),
+            timings_ms={"capture": header.capture_ms, **detected.timings_ms},
+            near_threshold=near_threshold(detected.detections, recipe.rules, classes),
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def teardown(self) -> None:
+        for name in ("frames", "results", "images"):
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close()

@@ -1,0 +1,189 @@
+"""The recorder worker: writes one record per triggered part, with its final verdict from the robot link.
+
+The robot link's ledger says when a part was triggered and, exactly once, how it ended; inference
+sends the frame beside it. A part triggered under a robot-link boot that has since been replaced
+(the robot link died) is closed as FAULT, so every triggered sequence gets exactly one record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from edge.errors import ErrorCode
+from edge.inspection import Detection, Verdict
+from edge.messages import ImageNote, LedgerEvent, Trigger
+from edge.records.model import InspectionRecord
+from edge.records.store import DuplicateRecordError, RecordStore
+from edge.transport import Receiver
+from edge.workers.base import Worker
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50
+IMAGE_WAIT_S = 0.5  # how long a final verdict waits for its frame before it is stored without it
+MAX_HELD_IMAGES = 64
+DRAIN_S = 2.0
+
+
+@dataclass
+class _Waiting:
+    event: LedgerEvent
+    since: float
+
+
+class RecorderWorker(Worker):
+    name = "recorder"
+
+    def setup(self) -> None:
+        ep = self.endpoints
+        self.ledger: Receiver[LedgerEvent] = Receiver(self.zmq, ep.ledger, LedgerEvent, hwm=100000)
+        self.images: Receiver[ImageNote] = Receiver(self.zmq, ep.images, ImageNote, hwm=200)
+        self.store = RecordStore(self.config.records)
+        report = self.store.recover()
+        log.info("records recovery: %s", report)
+        self.poller = zmq.Poller()
+        self.poller.register(self.ledger.socket, zmq.POLLIN)
+        self.poller.register(self.images.socket, zmq.POLLIN)
+        self.held_images: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self.open_parts: dict[tuple[int, int], Trigger] = {}
+        self.waiting: dict[tuple[int, int], _Waiting] = {}
+        self.boot_id: int | None = None
+        self.counts = {"records": 0, "orphans_closed": 0, "duplicates": 0, "images_dropped": 0}
+
+    def step(self) -> None:
+        ready = dict(self.poller.poll(POLL_MS))
+        if self.images.socket in ready:
+            self._drain_images()
+        if self.ledger.socket in ready:
+            for _ in range(1000):
+                got = self.ledger.recv(0)
+                if got is None:
+                    break
+                self._on_ledger(got[0])
+        self._flush_waiting(force=False)
+        self.detail = {**self.counts, "open": len(self.open_parts), **self.store.stats().__dict__}
+
+    def _drain_images(self) -> None:
+        for _ in range(100):
+            got = self.images.recv(0)
+            if got is None:
+                return
+            note, image = got
+            if image is None:
+                continue
+            self.held_images[(note.boot_id, note.seq)] = image.copy()
+            while len(self.held_images) > MAX_HELD_IMAGES:
+                self.held_images.popitem(last=False)
+                self.counts["images_dropped"] += 1
+
+    def _on_ledger(self, event: LedgerEvent) -> None:
+        key = (event.trigger.boot_id, event.trigger.seq)
+        if self.boot_id != event.trigger.boot_id:
+            self._close_orphans(event.trigger.boot_id)
+            self.boot_id = event.trigger.boot_id
+        if event.kind == "triggered":
+            self.open_parts[key] = event.trigger
+            return
+        self.open_parts.pop(key, None)
+        self.waiting[key] = _Waiting(event, time.monotonic())
+
+    def _close_orphans(self, new_boot: int) -> None:
+        """The robot link restarted: parts it had triggered will never be finalised by it."""
+        for key, trigger in list(self.open_parts.items()):
+            if key[0] != new_boot:
+                self._write(_orphan_event(trigger, "robot link restarted before the verdict"))
+                del self.open_parts[key]
+                self.counts["orphans_closed"] += 1
+
+    def _flush_waiting(self, force: bool) -> None:
+        now = time.monotonic()
+        for key, waiting in list(self.waiting.items()):
+            result = waiting.event.result
+            expects_image = result is not None and bool(result.model.sha256)
+            if key in self.held_images or not expects_image or force or now - waiting.since > IMAGE_WAIT_S:
+                self._write(waiting.event)
+                del self.waiting[key]
+
+    def _write(self, event: LedgerEvent) -> None:
+        key = (event.trigger.boot_id, event.trigger.seq)
+        image = self.held_images.pop(key, None)
+        record = record_from_event(event)
+        try:
+            self.store.add(record, image)
+        except DuplicateRecordError:
+            # The ledger finalises exactly once; a second final for a key means a bug upstream.
+            self.counts["duplicates"] += 1
+            log.error("duplicate final verdict for part %s: kept the first", key)
+            return
+        self.counts["records"] += 1
+
+    def teardown(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        # Drain what the robot link sent before it stopped: no finished inspection is lost.
+        deadline = time.monotonic() + DRAIN_S
+        while time.monotonic() < deadline:
+            ready = dict(self.poller.poll(100))
+            if not ready:
+                break
+            if self.images.socket in ready:
+                self._drain_images()
+            if self.ledger.socket in ready:
+                got = self.ledger.recv(0)
+                if got is not None:
+                    self._on_ledger(got[0])
+        self._flush_waiting(force=True)
+        for trigger in list(self.open_parts.values()):
+            self._write(_orphan_event(trigger, "appliance stopped before the verdict"))
+        self.open_parts.clear()
+        self.store.close()
+        self.ledger.close()
+        self.images.close()
+
+
+def _orphan_event(trigger: Trigger, reason: str) -> LedgerEvent:
+    error = ErrorCode.WORKER
+    return LedgerEvent(
+        kind="finalised",
+        trigger=trigger,
+        verdict=Verdict.FAULT,
+        reasons=(f"FAULT ({error.kind}): {reason}",),
+        error_code=error,
+        wall_decided=time.time(),
+    )
+
+
+def record_from_event(event: LedgerEvent) -> InspectionRecord:
+    """The stored record of a finalised part."""
+    trigger, result = event.trigger, event.result
+    verdict = event.verdict or Verdict.FAULT
+    error = event.error_code if verdict is Verdict.FAULT else ErrorCode.NONE
+    if verdict is Verdict.FAULT and error is ErrorCode.NONE:
+        error = ErrorCode.INTERNAL
+    latency = dict(result.timings_ms) if result is not None else {}
+    latency["total"] = round(event.latency_ms, 3)
+    detections: tuple[Detection, ...] = result.parsed_detections() if result is not None else ()
+    return InspectionRecord(
+        boot_id=trigger.boot_id,
+        seq=trigger.seq,
+        part_id=trigger.part_id,
+        recipe=(result.recipe_name if result is not None and result.recipe_name else str(trigger.recipe)),
+        verdict=verdict,
+        reasons=event.reasons or ("FAULT (internal): no reason given",),
+        error_code=int(error),
+        detections=detections,
+        model_name=result.model.name if result is not None else "",
+        model_version=result.model.version if result is not None else "",
+        model_sha256=result.model.sha256 if result is not None else "",
+        triggered_at=trigger.wall_trigger,
+        decided_at=event.wall_decided or time.time(),
+        latency_ms=latency,
+        near_threshold=bool(result.near_threshold) if result is not None else False,
+        late=event.late,
+    )

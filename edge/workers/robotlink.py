@@ -1,0 +1,240 @@
+"""The robot link worker: the Modbus TCP server, the part ledger, and the free-running trigger.
+
+It is small and must always answer, so it runs one asyncio loop that never blocks: the Modbus
+server, results from inference, health from the supervisor, and heartbeats. Every triggered part is
+registered by the handshake and finalised exactly once; each step is sent to the recorder and
+published as JSON for other consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+
+import zmq
+import zmq.asyncio
+
+from edge.errors import ErrorCode
+from edge.messages import Health, LedgerEvent, Result, Trigger
+from edge.robotlink.events import (
+    Event,
+    Finalised,
+    InterlockChanged,
+    RecipeRequested,
+    ResultDropped,
+    TriggerRequested,
+)
+from edge.robotlink.handshake import Handshake
+from edge.robotlink.server import RobotLinkServer
+from edge.transport import Sender, TransportError, decode_parts
+from edge.workers.base import Worker
+
+log = logging.getLogger(__name__)
+
+
+class RobotLinkWorker(Worker):
+    name = "robotlink"
+
+    def main(self) -> None:
+        asyncio.run(self._amain())
+
+    async def _amain(self) -> None:
+        cfg = self.config
+        self.handshake = Handshake(cfg.robot_link, clock=time.monotonic)
+        self.handshake.set_recipe(cfg.default_recipe)
+        self.recipe = cfg.default_recipe
+        self.inflight: dict[int, Trigger] = {}
+        self.results: dict[int, Result] = {}
+        self.finalised = 0
+        self.dropped = 0
+        self.health: Health | None = None
+        self.part_done = asyncio.Event()
+        ep = self.endpoints
+        self.triggers: Sender[Trigger] = Sender(self.zmq, ep.triggers, Trigger, hwm=100)
+        self.ledger: Sender[LedgerEvent] = Sender(self.zmq, ep.ledger, LedgerEvent, hwm=100000)
+        self.publisher: Sender[LedgerEvent] = Sender(
+            self.zmq, ep.publish, LedgerEvent, bind=True, pub=True, hwm=10000
+        )
+        actx = zmq.asyncio.Context.shadow(self.zmq)
+        results_sock = actx.socket(zmq.PULL)
+        results_sock.setsockopt(zmq.LINGER, 0)
+        results_sock.bind(ep.results)
+        health_sock = actx.socket(zmq.SUB)
+        health_sock.setsockopt(zmq.LINGER, 0)
+        health_sock.setsockopt(zmq.CONFLATE, 1)
+        health_sock.setsockopt(zmq.SUBSCRIBE, b"")
+        health_sock.connect(ep.health)
+        self.server = RobotLinkServer(cfg.robot_link, self.handshake, self.apply)
+        stop = asyncio.Event()
+        try:
+            await self.server.start()
+            self.state = "ready"
+            log.info(
+                "Modbus server on %s:%d, BOOT_ID %d",
+                cfg.robot_link.host,
+                cfg.robot_link.port,
+                self.handshake.boot_id,
+            )
+            tasks = [
+                asyncio.create_task(self.server.run_ticks(stop)),
+                asyncio.create_task(self._receive_results(results_sock)),
+                asyncio.create_task(self._receive_health(health_sock)),
+                asyncio.create_task(self._free_run()),
+            ]
+            await self._supervise(stop)
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            # Parts still in flight are failed, recorded and published before the server goes.
+            self.apply(self.handshake.shutdown())
+            await self.server.stop()
+            results_sock.close(0)
+            health_sock.close(0)
+            for sender in (self.triggers, self.ledger, self.publisher):
+                sender.close()
+
+    async def _supervise(self, stop: asyncio.Event) -> None:
+        """Heartbeat from the loop itself; return when asked to stop or the job is done."""
+        while not self.should_stop():
+            self._update_state()
+            self.beat()
+            await asyncio.sleep(min(0.05, self._interval / 2))
+
+    def _update_state(self) -> None:
+        limit = self.config.max_parts
+        ended = self.health is not None and self._source_ended()
+        finished = (limit is not None and self.finalised >= limit) or (
+            ended and self.config.trigger.mode == "free_run"
+        )
+        if finished and self.handshake.in_flight_part_seq is None:
+            self.state = "done"
+        self.detail = {
+            "boot_id": self.handshake.boot_id,
+            "finalised": self.finalised,
+            "results_dropped": self.dropped,
+            "ready": self.handshake.ready,
+            "interlock": self.handshake.interlock_raised,
+            **self.handshake.counters.as_dict(),
+        }
+
+    def _source_ended(self) -> bool:
+        return self.health is not None and self.health.source_ended
+
+    # -- events from the handshake -----------------------------------------------------------------
+    def apply(self, events: list[Event]) -> None:
+        """Turn handshake events into messages. Called inside Modbus request handling: never blocks."""
+        for event in events:
+            if isinstance(event, TriggerRequested):
+                self._on_trigger(event)
+            elif isinstance(event, Finalised):
+                self._on_finalised(event)
+            elif isinstance(event, ResultDropped):
+                self.dropped += 1
+                self.results.pop(event.part_seq, None)
+                log.warning("result for part %d dropped: %s", event.part_seq, event.reason)
+            elif isinstance(event, InterlockChanged):
+                log.warning("line interlock %s: %s", "RAISED" if event.raised else "lowered", event.reason)
+            elif isinstance(event, RecipeRequested):
+                # An unknown number is kept and reported: inference answers FAULT (recipe) for it.
+                self.recipe = event.number
+                self.handshake.set_recipe(event.number)
+                log.info("recipe %d requested", event.number)
+
+    def _on_trigger(self, event: TriggerRequested) -> None:
+        trigger = Trigger(
+            boot_id=event.boot_id,
+            seq=event.part_seq,
+            trigger_seq=event.seq,
+            part_id=str(event.seq) if event.source == "robot" else None,
+            recipe=self.recipe,
+            t_trigger=event.t,
+            wall_trigger=time.time(),
+            budget_ms=self.config.robot_link.publish_budget_ms,
+        )
+        self.inflight[event.part_seq] = trigger
+        self._send_ledger(LedgerEvent(kind="triggered", trigger=trigger))
+        if not self.triggers.send(trigger):
+            fault = Result.fault(trigger, ErrorCode.OVERLOAD, "capture is not taking triggers")
+            self._on_result(fault)
+
+    def _on_finalised(self, event: Finalised) -> None:
+        trigger = self.inflight.pop(event.part_seq, None)
+        result = self.results.pop(event.part_seq, None)
+        if trigger is None:
+            log.error("finalised part %d was never registered here", event.part_seq)
+            return
+        ledger_event = LedgerEvent(
+            kind="finalised",
+            trigger=trigger,
+            verdict=event.verdict,
+            reasons=event.reasons,
+            error_code=event.error,
+            late=event.late,
+            latency_ms=round(event.latency_ms, 3),
+            wall_decided=time.time(),
+            result=result,
+        )
+        self._send_ledger(ledger_event)
+        self.publisher.send(ledger_event)
+        self.finalised += 1
+        self.part_done.set()
+
+    def _send_ledger(self, event: LedgerEvent) -> None:
+        if not self.ledger.send(event):
+            log.error("recorder queue full: record for part %d not sent", event.trigger.seq)
+
+    # -- inputs --------------------------------------------------------------------------------------
+    def _on_result(self, result: Result) -> None:
+        part_seq = result.trigger.seq
+        if part_seq in self.inflight:
+            self.results[part_seq] = result
+        latency_ms = (time.monotonic() - result.trigger.t_trigger) * 1000.0
+        self.apply(self.handshake.on_result(part_seq, result.decision(), latency_ms, result.trigger.boot_id))
+
+    async def _receive_results(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            parts = await sock.recv_multipart()
+            try:
+                result, _ = decode_parts(Result, parts, self.endpoints.results)
+            except TransportError as exc:
+                log.error("%s", exc)
+                continue
+            self._on_result(result)
+
+    async def _receive_health(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            raw = await sock.recv()
+            try:
+                self.health = Health.model_validate_json(raw)
+            except ValueError as exc:
+                log.error("bad health message: %s", str(exc).splitlines()[0])
+                continue
+            self.apply(self.handshake.set_ready(self.health.model_ready, self.health.camera_ready))
+
+    async def _free_run(self) -> None:
+        """free_run mode: trigger the next part once the last is finalised and the takt has passed."""
+        if self.config.trigger.mode != "free_run":
+            return
+        takt_s = self.config.trigger.takt_ms / 1000.0
+        while not self.handshake.ready:
+            await asyncio.sleep(0.02)
+        limit = self.config.max_parts
+        started = 0
+        while limit is None or started < limit:
+            if self._source_ended() or self.handshake.in_flight_part_seq is not None:
+                self.part_done.clear()
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.part_done.wait(), timeout=0.05)
+                if self._source_ended():
+                    return
+                continue
+            next_at = time.monotonic() + takt_s
+            self.apply(self.handshake.trigger_internal())
+            started += 1
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))

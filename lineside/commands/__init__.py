@@ -1,0 +1,1 @@
+"""The `lineside` subcommands: each module offers `register(subparsers)` and a handler tests can call."""

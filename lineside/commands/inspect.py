@@ -1,0 +1,137 @@
+"""`lineside inspect`: judge image files with the line's own detector and rules, one result per image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edge.config import RecipeConfig, load_config
+from edge.detector.config import DetectorConfig
+from edge.detector.detector import Detector
+from edge.errors import ErrorCode, LinesideError
+from edge.inspection import Decision
+from edge.rules import decide, rules_from_card
+from edge.sources.config import SourceConfig
+from edge.sources.imagecheck import read_image_file
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+EXAMPLES = """examples:
+  lineside inspect part.png                       the shipped demo model and its default thresholds
+  lineside inspect --json images/                 one JSON object per image (boxes in image pixels)
+  lineside inspect --model models/pcb/2.0 --config line.yaml --recipe 2 images/
+  lineside inspect --json --min-confidence 0.05 val/   report weak detections too (for escape/overkill curves)
+exit status: 0 all judged, 1 some image was a FAULT (unreadable, corrupt), 2 bad arguments or model.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="judge image files or folders with the line's detector and rules",
+        description="Run the detector and decision rules on image files, as the line would.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument(
+        "--model", type=Path, help="model folder (model.onnx + card.json); default: demo model"
+    )
+    parser.add_argument("--config", type=Path, help="station config: take ROI and rules from its recipe")
+    parser.add_argument("--recipe", type=int, help="recipe number in --config (default: its default_recipe)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="F",
+        help="report detections down to F; the verdict rules are unchanged",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def iter_images(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+        else:
+            yield path  # a missing or non-image file is reported as a FAULT line for that path
+
+
+def _recipe(args: argparse.Namespace, detector: Detector) -> RecipeConfig:
+    if args.config is None:
+        return RecipeConfig(
+            number=0, name="inspect", model=detector.model_dir, rules=rules_from_card(detector.card)
+        )
+    config = load_config(args.config)
+    number = args.recipe if args.recipe is not None else config.default_recipe
+    recipe = config.recipe(number)
+    if recipe is None:
+        raise LinesideError(f"{args.config}: --recipe {number} is not one of its recipes")
+    return recipe
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    if args.model is not None:
+        return Path(args.model)
+    if args.config is not None:
+        config = load_config(args.config)
+        recipe = config.recipe(args.recipe if args.recipe is not None else config.default_recipe)
+        if recipe is not None:
+            return recipe.model
+    from lineside.demo import demo_model_dir
+
+    return demo_model_dir()
+
+
+def judge(path: Path, detector: Detector, recipe: RecipeConfig, floor: float | None) -> dict[str, Any]:
+    """One image's verdict as the JSON object `lineside inspect --json` prints."""
+    source_cfg = SourceConfig(kind="folder", path=path.parent)
+    try:
+        image = read_image_file(path, source_cfg)
+        result = detector.detect(image, conf_floor=floor)
+    except LinesideError as exc:
+        decision = Decision.fault(ErrorCode.FRAME, str(exc))
+        return {
+            "image": str(path),
+            "verdict": decision.verdict.value,
+            "reasons": list(decision.reasons),
+            "detections": [],
+        }
+    rules = recipe.rules if recipe.rules is not None else rules_from_card(detector.card)
+    decision = decide(result.detections, image.shape, rules, recipe.roi, detector.card.classes, None)
+    return {
+        "image": str(path),
+        "verdict": decision.verdict.value,
+        "reasons": list(decision.reasons),
+        "detections": [
+            {"class": d.class_name, "confidence": round(d.confidence, 4), "box": [round(v, 1) for v in d.box]}
+            for d in result.detections
+        ],
+    }
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        print("lineside inspect: --min-confidence must be between 0 and 1", file=sys.stderr)
+        return 2
+    try:
+        detector = Detector(_model_dir(args), DetectorConfig())
+        recipe = _recipe(args, detector)
+    except LinesideError as exc:
+        print(f"lineside inspect: {exc}", file=sys.stderr)
+        return 2
+    faults = 0
+    for path in iter_images(args.paths):
+        outcome = judge(path, detector, recipe, args.min_confidence)
+        faults += outcome["verdict"] == "FAULT"
+        if args.json:
+            print(json.dumps(outcome), flush=True)
+        else:
+            print(f"{outcome['verdict']:<6} {path}  {outcome['reasons'][0]}", flush=True)
+    return 1 if faults else 0

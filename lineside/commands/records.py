@@ -1,0 +1,196 @@
+"""`lineside records`: list or export inspection records; a thin layer over edge.records.query.
+
+Reads the database read-only, so it is safe to run while the appliance is recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, TextIO
+
+from edge.atomic import atomic_write_text
+from edge.errors import LinesideError
+from edge.inspection import Verdict
+from edge.records import InspectionRecord, export_csv, export_jsonl, query
+from edge.records.schema import DB_FILE
+
+OutputFormat = Literal["table", "csv", "jsonl"]
+ConfigResolver = Callable[[Path], Path]  # appliance config file -> its records folder
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_TIME_HELP = "ISO time (2024-05-01T08:00, local unless it has an offset), 'now', or relative (-30m, -1h, -2d)"
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_resolver: ConfigResolver | None = None,
+) -> None:
+    """Add `records`; `config_resolver` turns --config FILE into the records folder (the config loader)."""
+    parser = subparsers.add_parser(
+        "records",
+        help="list or export inspection records",
+        description="List or export inspection records (read-only; safe while the appliance runs).",
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dir", type=Path, help="records folder (holds records.db)")
+    where.add_argument("--config", type=Path, help="appliance config file; its records folder is read")
+    parser.add_argument("--verdict", choices=[v.value for v in Verdict], help="only this verdict")
+    parser.add_argument("--since", help=f"from this trigger time, inclusive: {_TIME_HELP}")
+    parser.add_argument("--until", help=f"up to this trigger time, exclusive: {_TIME_HELP}")
+    parser.add_argument("--limit", type=int, help="only the latest N matching records")
+    parser.add_argument("--format", choices=("table", "csv", "jsonl"), default="table", help="output format")
+    parser.add_argument("--output", type=Path, help="write here (atomically) instead of stdout")
+    parser.set_defaults(handler=functools.partial(_handle_args, config_resolver=config_resolver))
+
+
+def _handle_args(args: argparse.Namespace, config_resolver: ConfigResolver | None) -> int:
+    if args.dir is not None:
+        records_dir: Path = args.dir
+    elif config_resolver is None:
+        print("lineside records: --config is not available in this build; use --dir", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    else:
+        try:
+            records_dir = config_resolver(args.config)
+        except LinesideError as exc:
+            print(f"lineside records: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    return run_records(
+        records_dir,
+        verdict=args.verdict,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+        fmt=args.format,
+        output=args.output,
+    )
+
+
+def run_records(
+    records_dir: Path,
+    *,
+    verdict: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int | None = None,
+    fmt: OutputFormat = "table",
+    output: Path | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    now: float | None = None,
+) -> int:
+    """The command itself: returns the exit code; errors are one line on `stderr` and exit code 2."""
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    now_s = time.time() if now is None else now
+    try:
+        since_s = None if since is None else parse_time(since, now_s, "--since")
+        until_s = None if until is None else parse_time(until, now_s, "--until")
+        if since_s is not None and until_s is not None and since_s >= until_s:
+            raise LinesideError(f"--since {since} is not before --until {until}")
+        records = query(records_dir / DB_FILE, verdict=verdict, since=since_s, until=until_s, limit=limit)
+        text = render(records, fmt)
+        if output is not None:
+            atomic_write_text(output, text)
+            print(f"wrote {len(records)} record(s) to {output}", file=err)
+        else:
+            out.write(text)
+    except (LinesideError, OSError) as exc:
+        print(f"lineside records: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def parse_time(text: str, now: float, option: str) -> float:
+    """Epoch seconds from an ISO time (naive = local time), 'now', or '-<n><s|m|h|d|w>' before `now`."""
+    value = text.strip()
+    if value == "now":
+        return now
+    relative = _RELATIVE.match(value)
+    if relative:
+        return now - float(relative.group(1)) * _UNIT_S[relative.group(2)]
+    try:
+        # Python 3.10's fromisoformat does not take a trailing Z.
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        raise LinesideError(f"{option}: {text!r} is not a time; expected {_TIME_HELP}") from None
+    return moment.timestamp()
+
+
+def render(records: Sequence[InspectionRecord], fmt: OutputFormat) -> str:
+    buffer = io.StringIO()
+    if fmt == "csv":
+        export_csv(records, buffer)
+    elif fmt == "jsonl":
+        export_jsonl(records, buffer)
+    else:
+        _write_table(records, buffer)
+    return buffer.getvalue()
+
+
+_TABLE_HEADER = (
+    "TIME (local)",
+    "BOOT:SEQ",
+    "PART",
+    "RECIPE",
+    "VERDICT",
+    "TOP DEFECT",
+    "MS",
+    "FLAGS",
+    "IMAGE",
+)
+
+
+def _table_row(record: InspectionRecord) -> tuple[str, ...]:
+    top = max(record.detections, key=lambda d: d.confidence, default=None)
+    flags = "".join(
+        letter
+        for letter, on in (("N", record.near_threshold), ("L", record.late), ("E", record.image_evicted))
+        if on
+    )
+    total = record.latency_ms.get("total")
+    return (
+        datetime.fromtimestamp(record.triggered_at).strftime("%Y-%m-%d %H:%M:%S"),
+        f"{record.boot_id}:{record.seq}",
+        record.part_id or "-",
+        record.recipe,
+        record.verdict.value if record.error_code == 0 else f"{record.verdict.value}({record.error_code})",
+        "-" if top is None else f"{top.class_name} {top.confidence:.2f}",
+        "-" if total is None else f"{total:.1f}",
+        flags or "-",
+        record.image_path or "-",
+    )
+
+
+def _write_table(records: Sequence[InspectionRecord], out: TextIO) -> None:
+    rows = [_TABLE_HEADER, *(_table_row(r) for r in records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_TABLE_HEADER))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        out.write("  ".join(cells).rstrip() + "\n")
+    out.write(f"{len(records)} record(s); flags: N near threshold, L late result, E image evicted\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry: `python -m lineside.commands.records records --dir ...` (tests, before the CLI)."""
+    parser = argparse.ArgumentParser(prog="lineside")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The embedded demo: generated part images, the shipped demo model and the config that joins them."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from edge.config import LinesideConfig, parse_config
+
+DEMO_MODEL = ("demo", "1.0.0")
+
+
+def demo_parts_dir() -> Path:
+    return Path(str(resources.files("lineside.demo") / "parts"))
+
+
+def demo_model_dir() -> Path:
+    name, version = DEMO_MODEL
+    return Path(str(resources.files("lineside.models") / name / version))
+
+
+def default_state_dir() -> Path:
+    """systemd's StateDirectory when run as a service, else the user's XDG state folder."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "lineside" / "demo"
+
+
+def demo_config(state_dir: Path | None = None) -> LinesideConfig:
+    """The demo line's configuration, with its paths pointing at this installation."""
+    template = (resources.files("lineside.demo") / "demo.yaml").read_text(encoding="utf-8")
+    text = template.format(
+        parts=demo_parts_dir(), model=demo_model_dir(), state=(state_dir or default_state_dir())
+    )
+    return parse_config(yaml.safe_load(text), "embedded demo config", Path.cwd())

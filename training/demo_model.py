@@ -1,0 +1,265 @@
+"""Build the shipped demo detector from synthetic parts, and render the demo replay frames.
+
+`python -m training.demo_model --out models/demo/1.0.0` renders the dataset, trains YOLOv8n from its
+model YAML on the CPU (no pretrained download, no network), exports ONNX and writes the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.modelcard import InputSpec, ModelCard, Thresholds, TrainingInfo, sha256_file, write_card
+from training import synth
+
+DATA_SEED = 17  # the training/validation renders
+TRAIN_SEED = 0  # weight initialisation and augmentation order
+DEMO_SEED = 4242  # the demo replay frames: parts the model never saw
+MODEL_YAML = "yolov8n.yaml"
+VERSION = "1.0.0"
+IMGSZ = 320
+OPSET = 17
+DATASET_TEXT = "synthetic machined parts rendered by training/synth.py (redistributable, Apache-2.0)"
+
+
+def _refuse_network(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: any name lookup or connection raises, so no font, weight or telemetry fetch can happen."""
+    if event in {"socket.getaddrinfo", "socket.connect"}:
+        target = args[1] if event == "socket.connect" else args[0]
+        if event == "socket.connect" and isinstance(target, str):
+            return  # AF_UNIX: a local IPC socket (torch dataloader workers), not the network
+        print(f"demo_model: blocked network access ({event} {target!r})", file=sys.stderr)
+        raise ConnectionRefusedError(f"demo_model runs offline: {event} {target!r} refused")
+
+
+def _offline_ultralytics(work: Path) -> Any:
+    """Import ultralytics configured for an offline run that writes only under `work`; return `YOLO`."""
+    os.environ["YOLO_OFFLINE"] = "1"  # skips its online check, pip update check and telemetry
+    os.environ["YOLO_CONFIG_DIR"] = str(work / "ultralytics-config")  # settings file, not ~/.config
+    sys.addaudithook(_refuse_network)
+    from ultralytics import YOLO, settings
+
+    settings.update({"sync": False, "datasets_dir": str(work), "runs_dir": str(work / "runs")})
+    return YOLO
+
+
+def build_dataset(work: Path, n_train: int, n_val: int) -> Path:
+    """Render the dataset into `work/data` unless a complete one of the same size is already there."""
+    data_dir = work / "data"
+    data_yaml = data_dir / "data.yaml"
+    stamp = data_dir / "complete.json"
+    wanted = {"n_train": n_train, "n_val": n_val, "seed": DATA_SEED}
+    if data_yaml.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        return data_yaml
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_yaml = synth.write_dataset(data_dir, n_train, n_val, DATA_SEED)
+    stamp.write_text(json.dumps(wanted))
+    return data_yaml
+
+
+def train(yolo: Any, data_yaml: Path, work: Path, epochs: int, batch: int) -> Path:
+    """Train from the model YAML (resuming `last.pt` when a previous run stopped); return `best.pt`."""
+    run_dir = work / "runs" / "demo"
+    last = run_dir / "weights" / "last.pt"
+    if last.exists():
+        try:
+            yolo(str(last)).train(resume=True)
+        except AssertionError as exc:  # ultralytics refuses to resume a run that already finished
+            print(f"demo_model: not resuming ({exc}); using the finished run", file=sys.stderr)
+    else:
+        yolo(MODEL_YAML).train(
+            data=str(data_yaml),
+            epochs=epochs,
+            imgsz=IMGSZ,
+            batch=batch,
+            device="cpu",
+            workers=2,
+            seed=TRAIN_SEED,
+            deterministic=True,
+            pretrained=False,
+            amp=False,
+            plots=False,
+            cache="ram",
+            project=str(work / "runs"),
+            name="demo",
+            exist_ok=True,
+            patience=0,
+            warmup_epochs=min(3.0, max(epochs / 10, 0.5)),
+            close_mosaic=max(1, epochs // 4),
+            scale=0.25,  # pits are a few pixels at 320: do not shrink them away
+            flipud=0.5,
+        )
+    best = run_dir / "weights" / "best.pt"
+    return best if best.exists() else last
+
+
+def export_onnx(yolo: Any, weights: Path, out: Path) -> Path:
+    """Export a static 1x3x320x320 fp32 ONNX graph (opset 17, simplified) to `out/model.onnx`."""
+    exported = yolo(str(weights)).export(
+        format="onnx", imgsz=IMGSZ, opset=OPSET, simplify=True, dynamic=False, half=False, batch=1, device="cpu"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "model.onnx"
+    shutil.copyfile(exported, target)
+    return target
+
+
+def validate(yolo: Any, onnx_path: Path, data_yaml: Path, work: Path) -> dict[str, object]:
+    """Box metrics of the exported ONNX model (through onnxruntime) on the synthetic val split."""
+    result = yolo(str(onnx_path), task="detect").val(
+        data=str(data_yaml),
+        imgsz=IMGSZ,
+        batch=1,
+        device="cpu",
+        plots=False,
+        project=str(work / "runs"),
+        name="val",
+        exist_ok=True,
+        conf=0.001,
+        iou=0.6,
+    )
+    box = result.box
+    per_class = {synth.CLASSES[int(c)]: round(float(box.ap50[i]), 4) for i, c in enumerate(box.ap_class_index)}
+    return {
+        "split": "synthetic val",
+        "mAP50": round(float(box.map50), 4),
+        "mAP50-95": round(float(box.map), 4),
+        "precision": round(float(box.mp), 4),
+        "recall": round(float(box.mr), 4),
+        "mAP50_per_class": per_class,
+    }
+
+
+def code_version() -> str:
+    """lineside version plus the git commit it ran from (and `.dirty` for uncommitted changes)."""
+    version = importlib.metadata.version("lineside")
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return version
+    if head.returncode != 0:
+        return version
+    return f"{version}+g{head.stdout.strip()}" + (".dirty" if dirty.stdout.strip() else "")
+
+
+def make_card(onnx_path: Path, fingerprint: str, args: dict[str, object], metrics: dict[str, object]) -> ModelCard:
+    return ModelCard(
+        name="demo",
+        version=VERSION,
+        sha256=sha256_file(onnx_path),
+        input=InputSpec(width=IMGSZ, height=IMGSZ, color="RGB", scale=1.0 / 255.0, pad_value=114),
+        classes=synth.CLASSES,
+        thresholds=Thresholds(confidence=0.25, iou=0.45, per_class=dict.fromkeys(synth.CLASSES, 0.5)),
+        training=TrainingInfo(
+            data_fingerprint=fingerprint, code_version=code_version(), args=args, dataset=DATASET_TEXT
+        ),
+        metrics=metrics,
+    )
+
+
+def write_readme(out: Path, card: ModelCard, command: str, minutes: float) -> Path:
+    """The model card in words: what the model is, how good it is, and the exact command that made it."""
+    metrics = card.metrics
+    text = f"""# demo {card.version}: synthetic machined-part defect detector
+
+What: YOLOv8n (Ultralytics, trained from `{MODEL_YAML}`, no pretrained weights) detecting
+{", ".join(card.classes)} on {IMGSZ}x{IMGSZ} letterboxed RGB input, exported to ONNX (opset {OPSET},
+static 1x3x{IMGSZ}x{IMGSZ}, fp32; output (1, 4 + {len(card.classes)}, anchors), boxes cx, cy, w, h).
+It exists to run the `lineside run` demo; it has only seen rendered parts and is not for a real line.
+
+Data: {DATASET_TEXT}. {card.training.args.get("n_train")} train / {card.training.args.get("n_val")} val
+images, seed {DATA_SEED}; about 40% good parts, defective parts carry 1-3 defects.
+Fingerprint `{card.training.data_fingerprint}`.
+
+Metrics on the synthetic val split (the exported ONNX through onnxruntime): mAP50 {metrics.get("mAP50")},
+mAP50-95 {metrics.get("mAP50-95")}, precision {metrics.get("precision")}, recall {metrics.get("recall")};
+mAP50 per class {metrics.get("mAP50_per_class")}.
+
+Trained by lineside {card.training.code_version} in {minutes:.0f} min on CPU. Reproduce (in a venv with the
+train extra; byte-identical weights are not guaranteed across torch versions and CPUs):
+
+    {command}
+
+Licence: the data and code are the project's own (Apache-2.0). The training framework, Ultralytics, is
+AGPL-3.0, and Ultralytics states that models trained with it fall under that licence too.
+"""
+    target = out / "README.md"
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+def build_model(out: Path, work: Path, epochs: int, n_train: int, n_val: int, batch: int) -> ModelCard:
+    """Dataset, training, export, validation, card and README: the whole demo model."""
+    work.mkdir(parents=True, exist_ok=True)
+    yolo = _offline_ultralytics(work.resolve())
+    started = time.monotonic()
+    data_yaml = build_dataset(work, n_train, n_val)
+    weights = train(yolo, data_yaml, work, epochs, batch)
+    onnx_path = export_onnx(yolo, weights, out)
+    metrics = validate(yolo, onnx_path, data_yaml, work)
+    args: dict[str, object] = {
+        "epochs": epochs,
+        "imgsz": IMGSZ,
+        "seed": TRAIN_SEED,
+        "data_seed": DATA_SEED,
+        "model": MODEL_YAML,
+        "n_train": n_train,
+        "n_val": n_val,
+        "batch": batch,
+        "device": "cpu",
+        "opset": OPSET,
+    }
+    card = make_card(onnx_path, synth.dataset_fingerprint(data_yaml.parent), args, metrics)
+    write_card(out, card)
+    command = f"python -m training.demo_model --out {out} --epochs {epochs}"
+    if (n_train, n_val) != (1000, 200):
+        command += f" --n-train {n_train} --n-val {n_val}"
+    write_readme(out, card, command, (time.monotonic() - started) / 60)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.demo_model", description=__doc__)
+    parser.add_argument("--out", type=Path, help="model folder to write, e.g. models/demo/1.0.0")
+    parser.add_argument("--work", type=Path, default=Path("build/demo-model"), help="dataset and run folder")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument("--n-val", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--demo-parts", type=Path, help="render the demo replay frames into this folder")
+    parser.add_argument("--count", type=int, default=60, help="how many demo frames to render")
+    options = parser.parse_args(argv)
+    if options.out is None and options.demo_parts is None:
+        parser.error("give --out (build the model) and/or --demo-parts (render the replay frames)")
+    if options.demo_parts is not None:
+        truth = synth.write_demo_parts(options.demo_parts, options.count, DEMO_SEED)
+        print(f"demo_model: wrote {options.count} frames and {truth}")
+    if options.out is not None:
+        card = build_model(
+            options.out, options.work, options.epochs, options.n_train, options.n_val, options.batch
+        )
+        print(f"demo_model: wrote {options.out / 'model.onnx'}, metrics {card.metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
