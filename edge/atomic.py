@@ -5,6 +5,7 @@ Write to a temporary file in the same folder, fsync it, rename it over the targe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -24,10 +25,8 @@ def atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) -> 
             os.replace(path, path.with_name(path.name + ".prev"))
         os.replace(tmp_name, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise
     fsync_dir(path.parent)
     return path

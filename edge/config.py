@@ -39,7 +39,7 @@ class TriggerConfig(_Section):
 
     mode: Literal["free_run", "robot"] = Field(
         "robot",
-        description="free_run: the appliance triggers itself every takt; robot: each new TRIGGER_SEQ (Modbus).",
+        description="free_run: trigger itself every takt; robot: each new TRIGGER_SEQ over Modbus.",
     )
     takt_ms: float = Field(
         200.0, ge=0.0, description="free_run: minimum time between triggers (0 = as fast as parts finish)."
@@ -53,7 +53,9 @@ class RecipeConfig(_Section):
     name: str = Field(min_length=1, description="Product name, stored in every record.")
     model: Path = Field(description="Model folder holding model.onnx and card.json.")
     roi: RoiConfig = Field(default_factory=RoiConfig, description="Region of interest in frame pixels.")
-    rules: RulesConfig = Field(default_factory=RulesConfig, description="Per-class reject rules.")
+    rules: RulesConfig | None = Field(
+        None, description="Per-class reject rules; default: the model card's per-class thresholds."
+    )
     calibration: Path | None = Field(None, description="Calibration file giving mm per pixel (optional).")
 
 

@@ -87,7 +87,7 @@ class Result(Message):
             verdict=decision.verdict,
             reasons=decision.reasons,
             error_code=decision.error,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
 
 

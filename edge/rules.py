@@ -15,8 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge.errors import LinesideError
 from edge.geometry import Scale, points_in_polygon, points_in_rect, polygon_area
 from edge.inspection import Decision, Detection, Verdict
+from edge.modelcard import ModelCard
 
-__all__ = ["ClassRule", "RoiConfig", "RulesConfig", "Scale", "check_rules", "decide", "near_threshold"]
+__all__ = [
+    "ClassRule",
+    "RoiConfig",
+    "RulesConfig",
+    "Scale",
+    "check_rules",
+    "decide",
+    "near_threshold",
+    "rules_from_card",
+]
 
 
 class ClassRule(BaseModel):
@@ -141,6 +151,15 @@ class _Measured:
     threshold: float
 
 
+def rules_from_card(card: ModelCard) -> RulesConfig:
+    """Rules from the model card's per-class reject thresholds, for when a recipe gives none.
+
+    Classes the card has no threshold for use the ClassRule defaults; no size minimum, no ignore list.
+    """
+    per_class = card.thresholds.per_class
+    return RulesConfig(classes={name: ClassRule(min_confidence=value) for name, value in per_class.items()})
+
+
 def check_rules(rules: RulesConfig, class_names: Sequence[str]) -> None:
     """Raise LinesideError naming the first class in the rules that the model does not know."""
     known = set(class_names)
@@ -152,13 +171,12 @@ def check_rules(rules: RulesConfig, class_names: Sequence[str]) -> None:
                 )
 
 
-def decide(
+def decide(  # noqa: PLR0917 (positional order is the contract the workers use)
     detections: Sequence[Detection],
     frame_shape: Sequence[int],
     rules: RulesConfig,
     roi: RoiConfig | None,
     class_names: Sequence[str],
-    *,
     scale: Scale | None = None,
 ) -> Decision:
     """ACCEPT unless a detection in the ROI, of a class not ignored, reaches its class's thresholds.

@@ -63,7 +63,7 @@ class Sender(Generic[M]):
             raise TypeError(f"{self.endpoint} carries {self.message_type.__name__}, not {type(message)}")
         parts: list[bytes | memoryview] = [message.model_dump_json().encode("utf-8")]
         if image is not None:
-            parts.append(memoryview(np.ascontiguousarray(image)).cast("B"))
+            parts.append(_buffer(image))
         try:
             self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=image is None)
         except zmq.Again:
@@ -124,6 +124,12 @@ class Receiver(Generic[M]):
 
     def close(self) -> None:
         self.socket.close(0)
+
+
+def _buffer(image: np.ndarray) -> memoryview:
+    """The image's bytes without a copy (zmq sends from this buffer)."""
+    contiguous = np.ascontiguousarray(image)
+    return memoryview(contiguous.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
 
 
 def decode_parts(

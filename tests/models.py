@@ -53,7 +53,6 @@ def make_yolo_model(
     onnx_imgsz: tuple[int, int] | None = None,
     card_classes: Sequence[str] | None = None,
     dtype: Literal["float32", "float16", "uint8"] = "float32",
-    dynamic_output: bool = False,
     fail_at_runtime: bool = False,
     external_data: bool = False,
     input_fields: dict[str, Any] | None = None,
@@ -96,12 +95,11 @@ def make_yolo_model(
     gain_name = "gain_checked" if fail_at_runtime else "gain"
     nodes.append(helper.make_node("Mul", ["scores", gain_name], ["scaled"]))
     nodes.append(helper.make_node("Concat", ["boxes", "scaled"], ["output0"], axis=1))
-    out_shape: list[Any] = ["batch", "channels", "anchors"] if dynamic_output else list(head.shape)
     graph = helper.make_graph(
         nodes,
         "tiny_yolo",
         [helper.make_tensor_value_info("images", _ONNX_TYPES[dtype], [1, 3, height, width])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(head.shape))],
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tests")

@@ -1,7 +1,8 @@
-"""Frame sources over real files and a real HTTP MJPEG server on 127.0.0.1: order, bad frames, loss, recovery."""
+"""Frame sources over real files and a real MJPEG server on 127.0.0.1: order, bad frames, loss, recovery."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +82,7 @@ def test_folder_loop_wraps_to_the_first_file(three_images: Path) -> None:
 def test_folder_is_listed_once_at_open(three_images: Path) -> None:
     source = open_source(folder_cfg(three_images))
     write_png(three_images / "aa.png", grey(99))  # appears after open: not part of this replay
+    source.open()  # a second open (the caller of open_source may repeat it) changes nothing
     assert [grey_level(source.read(1.0)) for _ in range(3)] == [10, 20, 30]
 
 
@@ -135,7 +137,7 @@ def test_empty_folder_is_a_lineside_error_at_open(tmp_path: Path) -> None:
 
 
 def write_video(path: Path, count: int) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (64, 48))
     assert writer.isOpened()
     for n in range(count):
         writer.write(grey(40 * n))
@@ -182,14 +184,13 @@ class _MjpegHandler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         self.end_headers()
-        try:
+        with contextlib.suppress(OSError):  # the client went away
             self.server.stream_to(self)
-        except OSError:
-            pass  # the client went away
 
 
 class MjpegServer(ThreadingHTTPServer):
-    """A real MJPEG server; frame n is grey n * GREY_STEP. `stall_after` frames, then it goes silent."""
+    """A real MJPEG server; frame n is grey n * GREY_STEP. It goes silent (connection left open) after
+    `stall_after` frames of a connection, or once `stalled` is set."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -197,6 +198,7 @@ class MjpegServer(ThreadingHTTPServer):
     def __init__(self, port: int = 0, fps: float = 50.0, stall_after: int | None = None) -> None:
         super().__init__(("127.0.0.1", port), _MjpegHandler)
         self.stop_event = threading.Event()
+        self.stalled = threading.Event()
         self.period = 1.0 / fps
         self.stall_after = stall_after
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -213,7 +215,7 @@ class MjpegServer(ThreadingHTTPServer):
     def stream_to(self, handler: BaseHTTPRequestHandler) -> None:
         n = 0
         while not self.stop_event.is_set():
-            if self.stall_after is not None and n >= self.stall_after:
+            if self.stalled.is_set() or (self.stall_after is not None and n >= self.stall_after):
                 self.stop_event.wait(10.0)
                 return
             jpeg = cv2.imencode(".jpg", grey(n * GREY_STEP))[1].tobytes()
@@ -239,7 +241,12 @@ def mjpeg_server() -> Any:
 
 
 def stream_cfg(url: str, **extra: Any) -> SourceConfig:
-    timing = {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, "open_timeout_s": 1.0, "read_timeout_s": 1.0}
+    timing = {
+        "reconnect_initial_s": 0.05,
+        "reconnect_max_s": 0.2,
+        "open_timeout_s": 1.0,
+        "read_timeout_s": 1.0,
+    }
     return SourceConfig(kind="stream", url=url, **{**timing, **extra})
 
 
@@ -250,9 +257,12 @@ def wait_for_state(source: FrameSource, state: SourceState, within_s: float) -> 
     assert source.state is state
 
 
-def test_stream_latest_read_returns_a_frame_captured_after_the_read_started(mjpeg_server: MjpegServer) -> None:
+def test_stream_latest_read_returns_a_frame_captured_after_the_read_started(
+    mjpeg_server: MjpegServer,
+) -> None:
     source = open_source(stream_cfg(mjpeg_server.url))
     try:
+        source.open()  # a second open is harmless: open_source already opened it
         assert source.state is SourceState.RUNNING
         for n in range(5):
             called = time.monotonic()
@@ -300,17 +310,19 @@ def test_stream_lost_is_reconnecting_and_recovers_when_the_server_returns(mjpeg_
         source.close()
 
 
-def test_stalled_stream_read_respects_its_timeout_then_counts_as_lost() -> None:
-    server = MjpegServer(stall_after=3)
-    source = open_source(stream_cfg(server.url, read_timeout_s=0.5))
+def test_stalled_stream_read_respects_its_timeout_then_counts_as_lost(mjpeg_server: MjpegServer) -> None:
+    source = open_source(stream_cfg(mjpeg_server.url, read_timeout_s=0.5))
     try:
+        source.read(1.0)
+        mjpeg_server.stalled.set()
+        time.sleep(0.1)  # let the frames already on the wire arrive
         called = time.monotonic()
-        with pytest.raises(SourceUnavailable):
+        with pytest.raises(SourceUnavailable) as info:
             source.read(0.2)
-        assert time.monotonic() - called < 0.4
-        wait_for_state(source, SourceState.RECONNECTING, within_s=3.0)
+        assert 0.2 <= time.monotonic() - called < 0.4
+        assert info.value.timed_out and info.value.state is SourceState.RUNNING
+        wait_for_state(source, SourceState.RECONNECTING, within_s=3.0)  # OpenCV's read timeout fired
     finally:
-        server.stop()
         closing = time.monotonic()
         source.close()
         assert time.monotonic() - closing < 2.5
@@ -318,6 +330,33 @@ def test_stalled_stream_read_respects_its_timeout_then_counts_as_lost() -> None:
     with pytest.raises(SourceUnavailable) as info:
         source.read(0.1)
     assert info.value.state is SourceState.ENDED
+
+
+def test_frames_buffered_while_connecting_are_never_served_as_fresh() -> None:
+    server = MjpegServer(stall_after=3)  # three frames arrive during open, then nothing
+    try:
+        source = open_source(stream_cfg(server.url, read_timeout_s=0.5))
+        try:
+            with pytest.raises(SourceUnavailable):
+                source.read(0.3)
+            assert source.state is not SourceState.RUNNING
+        finally:
+            source.close()
+    finally:
+        server.stop()
+
+
+def test_capture_latency_is_taken_off_the_timestamp_before_the_freshness_check(
+    mjpeg_server: MjpegServer,
+) -> None:
+    source = open_source(stream_cfg(mjpeg_server.url, capture_latency_s=0.1))
+    try:
+        called = time.monotonic()
+        frame = source.read(1.0)
+        assert frame.timestamp >= called
+        assert time.monotonic() - called >= 0.1  # a frame that arrived sooner was exposed before the call
+    finally:
+        source.close()
 
 
 def test_camera_index_without_a_device_is_reconnecting_and_read_raises() -> None:

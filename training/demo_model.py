@@ -25,6 +25,8 @@ TRAIN_SEED = 0  # weight initialisation and augmentation order
 DEMO_SEED = 4242  # the demo replay frames: parts the model never saw
 MODEL_YAML = "yolov8n.yaml"
 VERSION = "1.0.0"
+DEFAULT_EPOCHS = 20  # about 40 min on two CPU cores
+DEFAULT_BATCH = 16  # more optimiser steps per CPU minute than 32
 IMGSZ = 320
 OPSET = 17
 DATASET_TEXT = "synthetic machined parts rendered by training/synth.py (redistributable, Apache-2.0)"
@@ -105,7 +107,14 @@ def train(yolo: Any, data_yaml: Path, work: Path, epochs: int, batch: int) -> Pa
 def export_onnx(yolo: Any, weights: Path, out: Path) -> Path:
     """Export a static 1x3x320x320 fp32 ONNX graph (opset 17, simplified) to `out/model.onnx`."""
     exported = yolo(str(weights)).export(
-        format="onnx", imgsz=IMGSZ, opset=OPSET, simplify=True, dynamic=False, half=False, batch=1, device="cpu"
+        format="onnx",
+        imgsz=IMGSZ,
+        opset=OPSET,
+        simplify=True,
+        dynamic=False,
+        half=False,
+        batch=1,
+        device="cpu",
     )
     out.mkdir(parents=True, exist_ok=True)
     target = out / "model.onnx"
@@ -128,7 +137,9 @@ def validate(yolo: Any, onnx_path: Path, data_yaml: Path, work: Path) -> dict[st
         iou=0.6,
     )
     box = result.box
-    per_class = {synth.CLASSES[int(c)]: round(float(box.ap50[i]), 4) for i, c in enumerate(box.ap_class_index)}
+    per_class = {
+        synth.CLASSES[int(c)]: round(float(box.ap50[i]), 4) for i, c in enumerate(box.ap_class_index)
+    }
     return {
         "split": "synthetic val",
         "mAP50": round(float(box.map50), 4),
@@ -145,7 +156,12 @@ def code_version() -> str:
     repo = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -153,6 +169,7 @@ def code_version() -> str:
             capture_output=True,
             text=True,
             timeout=10,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return version
@@ -161,7 +178,9 @@ def code_version() -> str:
     return f"{version}+g{head.stdout.strip()}" + (".dirty" if dirty.stdout.strip() else "")
 
 
-def make_card(onnx_path: Path, fingerprint: str, args: dict[str, object], metrics: dict[str, object]) -> ModelCard:
+def make_card(
+    onnx_path: Path, fingerprint: str, args: dict[str, object], metrics: dict[str, object]
+) -> ModelCard:
     return ModelCard(
         name="demo",
         version=VERSION,
@@ -207,7 +226,7 @@ AGPL-3.0, and Ultralytics states that models trained with it fall under that lic
     return target
 
 
-def build_model(out: Path, work: Path, epochs: int, n_train: int, n_val: int, batch: int) -> ModelCard:
+def build_model(out: Path, *, work: Path, epochs: int, n_train: int, n_val: int, batch: int) -> ModelCard:
     """Dataset, training, export, validation, card and README: the whole demo model."""
     work.mkdir(parents=True, exist_ok=True)
     yolo = _offline_ultralytics(work.resolve())
@@ -230,7 +249,7 @@ def build_model(out: Path, work: Path, epochs: int, n_train: int, n_val: int, ba
     }
     card = make_card(onnx_path, synth.dataset_fingerprint(data_yaml.parent), args, metrics)
     write_card(out, card)
-    command = f"python -m training.demo_model --out {out} --epochs {epochs}"
+    command = f"python -m training.demo_model --out {out} --epochs {epochs} --batch {batch}"
     if (n_train, n_val) != (1000, 200):
         command += f" --n-train {n_train} --n-val {n_val}"
     write_readme(out, card, command, (time.monotonic() - started) / 60)
@@ -241,10 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.demo_model", description=__doc__)
     parser.add_argument("--out", type=Path, help="model folder to write, e.g. models/demo/1.0.0")
     parser.add_argument("--work", type=Path, default=Path("build/demo-model"), help="dataset and run folder")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--n-val", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--demo-parts", type=Path, help="render the demo replay frames into this folder")
     parser.add_argument("--count", type=int, default=60, help="how many demo frames to render")
     options = parser.parse_args(argv)
@@ -255,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo_model: wrote {options.count} frames and {truth}")
     if options.out is not None:
         card = build_model(
-            options.out, options.work, options.epochs, options.n_train, options.n_val, options.batch
+            options.out,
+            work=options.work,
+            epochs=options.epochs,
+            n_train=options.n_train,
+            n_val=options.n_val,
+            batch=options.batch,
         )
         print(f"demo_model: wrote {options.out / 'model.onnx'}, metrics {card.metrics}")
     return 0

@@ -59,9 +59,9 @@ def _grid(width: int, height: int) -> tuple[FloatImage, FloatImage]:
     return xs, ys
 
 
-def _part_coords(part_center: tuple[float, float], angle: float, xs: FloatImage, ys: FloatImage) -> tuple[
-    FloatImage, FloatImage
-]:
+def _part_coords(
+    part_center: tuple[float, float], angle: float, xs: FloatImage, ys: FloatImage
+) -> tuple[FloatImage, FloatImage]:
     """Pixel grid in the part's own frame (rotated by `angle` about its centre)."""
     c, s = np.cos(angle), np.sin(angle)
     dx, dy = xs - part_center[0], ys - part_center[1]
@@ -118,13 +118,13 @@ def _profile(rng: np.random.Generator, length: int, sigma: float) -> FloatImage:
     """A smooth 1-D random profile: the stripes of brushing or turning, or a belt's weave."""
     raw = rng.normal(0, 1, length + 64).astype(np.float32).reshape(1, -1)
     smooth = cv2.GaussianBlur(raw, (0, 0), sigmaX=sigma)[0, 32 : 32 + length]
-    return smooth / (smooth.std() + 1e-6)
+    profile: FloatImage = smooth / (smooth.std() + 1e-6)
+    return profile
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> FloatImage:
-    """A conveyor belt: dark, slightly tinted rubber with a fine weave and optional guide rails."""
+    """A conveyor belt: dark rubber with a fine weave and optional bright guide rails."""
     base = rng.uniform(45, 85)
-    tint = np.array([rng.uniform(0.9, 1.15), rng.uniform(0.9, 1.1), rng.uniform(0.85, 1.05)], np.float32)
     weave = _profile(rng, width, 1.2)[None, :] * rng.uniform(2, 5)
     rows = _profile(rng, height, 6.0)[:, None] * rng.uniform(1, 3)
     grey = base + weave + rows
@@ -132,11 +132,11 @@ def _background(rng: np.random.Generator, width: int, height: int) -> FloatImage
         rail = int(rng.uniform(14, 30))
         grey[:rail] = rng.uniform(120, 160) + _profile(rng, width, 30.0)[None, :] * 4
         grey[height - rail :] = rng.uniform(120, 160) + _profile(rng, width, 30.0)[None, :] * 4
-    return grey[:, :, None] * tint[None, None, :]
+    return grey
 
 
 def _metal(rng: np.random.Generator, part: _Part, width: int, height: int) -> FloatImage:
-    """Turned or brushed metal with a specular band, as a float BGR image over the whole frame."""
+    """Turned or brushed metal with a specular band, as a float grey image over the whole frame."""
     xs, ys = _grid(width, height)
     u, v = _part_coords(part.center, part.angle, xs, ys)
     base = rng.uniform(140, 185)
@@ -149,9 +149,8 @@ def _metal(rng: np.random.Generator, part: _Part, width: int, height: int) -> Fl
     band_angle = rng.uniform(0, np.pi)
     offset = (xs - part.center[0]) * np.cos(band_angle) + (ys - part.center[1]) * np.sin(band_angle)
     band = np.exp(-(((offset - rng.uniform(-120, 120)) / rng.uniform(40, 110)) ** 2))
-    grey = base + stripes * rng.uniform(3, 7) + grain * 3 + band * rng.uniform(10, 45)
-    tint = np.array([rng.uniform(0.97, 1.05), 1.0, rng.uniform(0.95, 1.03)], np.float32)
-    return grey[:, :, None] * tint[None, None, :]
+    metal: FloatImage = base + stripes * rng.uniform(3, 7) + grain * 3 + band * rng.uniform(10, 45)
+    return metal
 
 
 def _soft(sdf: FloatImage) -> FloatImage:
@@ -178,7 +177,8 @@ def _scratch(rng: np.random.Generator, metal: FloatImage, safe: np.ndarray, take
         heading = rng.uniform(0, np.pi)
         start = np.array([rng.uniform(0, width), rng.uniform(0, height)])
         end = start + length * np.array([np.cos(heading), np.sin(heading)])
-        bend = (start + end) / 2 + rng.uniform(-0.12, 0.12) * length * np.array([-np.sin(heading), np.cos(heading)])
+        normal = np.array([-np.sin(heading), np.cos(heading)])
+        bend = (start + end) / 2 + rng.uniform(-0.12, 0.12) * length * normal
         t = np.linspace(0, 1, 24)[:, None]
         curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * bend + t**2 * end
         cols, rows = np.round(curve[:, 0]).astype(int), np.round(curve[:, 1]).astype(int)
@@ -192,7 +192,7 @@ def _scratch(rng: np.random.Generator, metal: FloatImage, safe: np.ndarray, take
             continue
         mask = np.zeros(safe.shape, np.uint8)
         cv2.polylines(mask, [np.round(curve * 4).astype(np.int32)], False, 255, thickness, cv2.LINE_AA, 2)
-        alpha = (mask.astype(np.float32) / 255 * rng.uniform(0.75, 1.0))[:, :, None]
+        alpha = mask.astype(np.float32) / 255 * rng.uniform(0.75, 1.0)
         target = metal * rng.uniform(0.35, 0.6) if rng.random() < 0.6 else metal * 0 + rng.uniform(225, 250)
         metal[:] = metal * (1 - alpha) + target * alpha
         return box
@@ -206,20 +206,22 @@ def _pit(rng: np.random.Generator, metal: FloatImage, safe: np.ndarray, taken: l
         radius = rng.uniform(2.5, 7.0)
         cx, cy = rng.uniform(10, width - 10), rng.uniform(10, height - 10)
         r_check = int(radius + 3)
-        y0, x0 = int(cy) - r_check, int(cx) - r_check
-        if not safe[max(y0, 0) : int(cy) + r_check + 1, max(x0, 0) : int(cx) + r_check + 1].all():
+        row, col = int(cy), int(cx)
+        if not safe[row - r_check : row + r_check + 1, col - r_check : col + r_check + 1].all():
             continue
         box = _box_of(1, np.array([cx]), np.array([cy]), radius + 2, 0)
         if not _free(box, taken):
             continue
-        xs, ys = _grid(width, height)
+        x0, y0 = int(cx) - r_check, int(cy) - r_check
+        ys, xs = np.mgrid[y0 : int(cy) + r_check + 1, x0 : int(cx) + r_check + 1].astype(np.float32)
         dist = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
-        crater = np.clip(radius + 0.5 - dist, 0, 1)[:, :, None]
-        light = rng.uniform(0, 2 * np.pi)
-        rim_d = np.sqrt((xs - cx - np.cos(light) * 0.5) ** 2 + (ys - cy - np.sin(light) * 0.5) ** 2)
-        rim = np.clip(1.5 - np.abs(rim_d - radius - 1.0), 0, 1)[:, :, None] * (1 - crater)
-        metal[:] = metal * (1 - crater) + metal * rng.uniform(0.15, 0.35) * crater
-        metal[:] = np.minimum(metal + rim * rng.uniform(25, 50), 255)
+        crater = np.clip(radius + 0.5 - dist, 0, 1)
+        # a raised burr around the crater: lit on the side facing the light, shaded opposite
+        facing = np.cos(np.arctan2(ys - cy, xs - cx) - rng.uniform(0, 2 * np.pi))
+        rim = np.clip(1.5 - np.abs(dist - radius - 1.0), 0, 1) * (1 - crater)
+        patch = metal[y0 : y0 + xs.shape[0], x0 : x0 + xs.shape[1]]
+        patch *= 1 - crater * rng.uniform(0.65, 0.85)
+        patch += rim * facing * rng.uniform(25, 50)
         return box
     return None
 
@@ -281,8 +283,8 @@ def _stain(rng: np.random.Generator, metal: FloatImage) -> None:
     center = (int(rng.uniform(0, width)), int(rng.uniform(0, height)))
     axes = (int(rng.uniform(15, 50)), int(rng.uniform(10, 35)))
     cv2.ellipse(blotch, center, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-    blotch = cv2.GaussianBlur(blotch, (0, 0), rng.uniform(6, 14))
-    metal *= (1 - blotch * rng.uniform(0.04, 0.1))[:, :, None]
+    soft_blotch = cv2.GaussianBlur(blotch, (0, 0), rng.uniform(6, 14))
+    metal *= 1 - soft_blotch * rng.uniform(0.04, 0.1)
 
 
 def _compose(rng: np.random.Generator, part: _Part, metal: FloatImage, bitten: FloatImage) -> np.ndarray:
@@ -291,24 +293,25 @@ def _compose(rng: np.random.Generator, part: _Part, metal: FloatImage, bitten: F
     belt = _background(rng, width, height)
     outline = _soft(part.outline_sdf) * (1 - bitten)
     solid = outline * (1 - _soft(part.holes_sdf))
-    shift = np.float32([[1, 0, rng.uniform(3, 10)], [0, 1, rng.uniform(3, 10)]])
+    shift = np.array([[1, 0, rng.uniform(3, 10)], [0, 1, rng.uniform(3, 10)]], np.float32)
     shadow = cv2.GaussianBlur(cv2.warpAffine(solid, shift, (width, height)), (0, 0), 6)
-    belt *= (1 - 0.45 * shadow)[:, :, None]
-    hole_floor = outline * _soft(part.holes_sdf)
-    belt *= (1 - 0.65 * hole_floor)[:, :, None]
+    belt *= 1 - 0.45 * shadow
+    belt *= 1 - 0.65 * outline * _soft(part.holes_sdf)  # through holes look onto the shadowed belt
     relief = cv2.GaussianBlur(solid, (0, 0), 1.5)
     light = rng.uniform(0, 2 * np.pi)
-    shade = cv2.Sobel(relief, cv2.CV_32F, 1, 0) * np.cos(light) + cv2.Sobel(relief, cv2.CV_32F, 0, 1) * np.sin(light)
-    metal = metal + (shade * rng.uniform(25, 45) * solid)[:, :, None]
-    image = metal * solid[:, :, None] + belt * (1 - solid[:, :, None])
+    slope_x, slope_y = cv2.Sobel(relief, cv2.CV_32F, 1, 0), cv2.Sobel(relief, cv2.CV_32F, 0, 1)
+    shade = slope_x * np.cos(light) + slope_y * np.sin(light)
+    metal = metal + shade * rng.uniform(25, 45) * solid
+    image = metal * solid + belt * (1 - solid)
     xs, ys = _grid(width, height)
     gx, gy = rng.uniform(-0.25, 0.25, 2)
     lighting = 1 + gx * (xs / width - 0.5) + gy * (ys / height - 0.5)
     vignette = 1 - rng.uniform(0.05, 0.25) * (((xs / width - 0.5) ** 2 + (ys / height - 0.5) ** 2) / 0.5)
-    image *= (lighting * vignette * rng.uniform(0.75, 1.2))[:, :, None]
-    noise = rng.normal(0, rng.uniform(0.8, 2.2), (height, width, 1)).astype(np.float32)
-    image += noise + rng.normal(0, 0.4, image.shape).astype(np.float32)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+    image *= lighting * vignette * rng.uniform(0.75, 1.2)
+    image += rng.normal(0, rng.uniform(0.8, 2.0), (height, width)).astype(np.float32)
+    grey = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    frame: np.ndarray = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)  # a monochrome camera
+    return frame
 
 
 def _to_labels(boxes: list[_Box], width: int, height: int) -> list[Label]:
@@ -346,6 +349,18 @@ def render_part(
     return image, _to_labels(boxes, width, height)
 
 
+def _write_png(path: Path, image: np.ndarray, level: int) -> None:
+    """Write a frame; a monochrome frame (B = G = R) is stored as 8-bit grey, a third of the size.
+
+    `cv2.imread` (IMREAD_COLOR, its default) reads it back as the same BGR frame.
+    """
+    channels = cv2.split(image)
+    if all(np.array_equal(channels[0], other) for other in channels[1:]):
+        image = channels[0]
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, level]):
+        raise OSError(f"{path}: could not write image")
+
+
 def _label_text(labels: list[Label]) -> str:
     return "".join(f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in labels)
 
@@ -364,8 +379,7 @@ def write_dataset(out_dir: Path, n_train: int, n_val: int, seed: int) -> Path:
             rng = np.random.default_rng([seed, split_id, index])
             image, boxes = render_part(rng)
             stem = f"part_{index:05d}"
-            if not cv2.imwrite(str(images / f"{stem}.png"), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                raise OSError(f"{images / stem}.png: could not write image")
+            _write_png(images / f"{stem}.png", image, 1)
             (labels / f"{stem}.txt").write_text(_label_text(boxes), encoding="utf-8")
     data = {
         "path": str(out_dir),
@@ -399,8 +413,7 @@ def write_demo_parts(out_dir: Path, count: int, seed: int) -> Path:
     for index in range(1, count + 1):
         image, labels = render_part(np.random.default_rng([seed, index]))
         name = f"part_{index:04d}.png"
-        if not cv2.imwrite(str(out_dir / name), image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]):
-            raise OSError(f"{out_dir / name}: could not write image")
+        _write_png(out_dir / name, image, PNG_LEVEL)
         present = {CLASSES[label[0]] for label in labels}
         classes = ";".join(name for name in CLASSES if name in present)
         rows.append((name, "reject" if labels else "accept", classes))

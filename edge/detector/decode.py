@@ -84,9 +84,9 @@ def _class_aware_nms(
 ) -> npt.NDArray[np.intp]:
     """Indices kept by greedy NMS run separately per class.
 
-    OpenCV's NMSBoxesBatched (checked on OpenCV 4.x/5.0) suppresses a box whose IoU with a better box of
-    the same class is > iou, like torchvision's nms that Ultralytics uses; its score threshold is strict
-    (>), so it gets -1 here because the confidence floor (>=) was applied already.
+    OpenCV's NMSBoxesBatched (checked on OpenCV 5.0 against a greedy numpy NMS, see tests) suppresses a box
+    whose IoU with a better box of the same class is > iou, like the torchvision nms Ultralytics uses; its
+    score threshold is strict (>), so it gets -1 here: the confidence floor (>=) was applied already.
     """
     # The OpenCV stubs ask for sequences; numpy arrays are what its binding converts fastest.
     kept = cv2.dnn.NMSBoxesBatched(cast(Any, xywh), cast(Any, conf), cast(Any, class_ids), -1.0, float(iou))

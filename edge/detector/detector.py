@@ -82,7 +82,8 @@ class Detector:
 
     def __init__(self, model_dir: Path, cfg: DetectorConfig | None = None) -> None:
         self._cfg = cfg or DetectorConfig()
-        self._card, onnx_path = load_verified(Path(model_dir))
+        self._model_dir = Path(model_dir)
+        self._card, onnx_path = load_verified(self._model_dir)
         self._label = f"{self._card.name} {self._card.version}"
         self._session = _open_session(onnx_path, self._card, self._cfg)
         self._input_name = _check_input(self._session, self._card, onnx_path)
@@ -93,6 +94,10 @@ class Detector:
     @property
     def card(self) -> ModelCard:
         return self._card
+
+    @property
+    def model_dir(self) -> Path:
+        return self._model_dir
 
     @property
     def providers(self) -> tuple[str, ...]:

@@ -62,6 +62,7 @@ class RecordStats:
     image_bytes: int
     images_evicted: int  # ever, by the quota
     image_errors: int  # since open: images that could not be encoded or written (record kept)
+    eviction_errors: int  # since open: quota evictions that failed (retried on the next add)
     quota_bytes: int
 
 
@@ -76,6 +77,7 @@ class RecordStore:
         self._lock = threading.Lock()
         self._accept_credit = 0.0
         self._image_errors = 0
+        self._eviction_errors = 0
         self._records = self._images_kept = self._image_bytes = self._images_evicted = 0
         self._conn: sqlite3.Connection | None = open_writer(self.db_path, cfg.synchronous, cfg.busy_timeout_s)
         try:
@@ -147,7 +149,7 @@ class RecordStore:
                 with transaction(self._db()) as conn:
                     conn.execute(INSERT_RECORD, record_to_row(stored, image_bytes))
             except BaseException as exc:
-                if stored.image_path is not None:
+                if stored.image_path is not None and not self._maybe_committed(record):
                     remove_image(self._dir, stored.image_path)
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise DuplicateRecordError(f"record {record.boot_id}:{record.seq}: {exc}") from exc
@@ -156,9 +158,27 @@ class RecordStore:
             if stored.image_path is not None:
                 self._images_kept += 1
                 self._image_bytes += image_bytes
-            if stored.key in self._enforce_quota():
+            if stored.key in self._enforce_quota_after_add():
                 stored = replace(stored, image_path=None, image_evicted=True)
             return stored
+
+    def _maybe_committed(self, record: InspectionRecord) -> bool:
+        """After a failed insert: could the row be there anyway? If unsure, keep the file (an orphan is
+        quarantined by recover(); a row pointing at a deleted file would be a lie)."""
+        try:
+            return self._exists(record.boot_id, record.seq)
+        except sqlite3.Error:
+            return True
+
+    def _enforce_quota_after_add(self) -> set[tuple[int, int]]:
+        # The record is committed: a failed eviction must not make the add look failed (a retry would
+        # then be refused as a duplicate). It is logged and counted; the next add tries again.
+        try:
+            return self._enforce_quota()
+        except (sqlite3.Error, OSError) as exc:
+            self._eviction_errors += 1
+            log.error("records %s: eviction failed (%s); images may exceed the quota", self._dir, exc)
+            return set()
 
     def mark_late(self, boot_id: int, seq: int, note: str) -> InspectionRecord:
         """Flag a finalised record: a result for it arrived too late and was dropped. Notes accumulate."""
@@ -180,6 +200,7 @@ class RecordStore:
                 image_bytes=self._image_bytes,
                 images_evicted=self._images_evicted,
                 image_errors=self._image_errors,
+                eviction_errors=self._eviction_errors,
                 quota_bytes=self._quota_bytes,
             )
 
@@ -271,7 +292,10 @@ class RecordStore:
         finally:
             conn.execute(f"PRAGMA synchronous={self._cfg.synchronous}")
         for _row_id, _boot, _seq, relpath, _nbytes in rows:
-            remove_image(self._dir, relpath)
+            try:
+                remove_image(self._dir, relpath)
+            except OSError as exc:  # the row already says evicted; recover() deletes the leftover
+                log.error("records %s: could not delete evicted image %s (%s)", self._dir, relpath, exc)
             with contextlib.suppress(OSError):  # drop the day folder once it is empty
                 os.rmdir((self._dir / relpath).parent)
         self._images_kept -= len(rows)

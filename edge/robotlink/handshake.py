@@ -18,12 +18,12 @@ from edge.robotlink.events import (
     Event,
     Finalised,
     HandshakeCounters,
-    InterlockChanged,
     RecipeRequested,
     ResultDropped,
     TriggerRequested,
     TriggerSource,
 )
+from edge.robotlink.liveness import RobotHeartbeatWatch
 from edge.robotlink.registers import StatusBit, VerdictCode
 
 _RESULT_SIZE = reg.CHECKED_LAST - reg.CHECKED_FIRST + 1  # TRIGGER_ACK_SEQ .. LATENCY_MS
@@ -45,6 +45,9 @@ class Handshake:
     robot that writes its outputs cyclically never re-triggers. After the sequence is forgotten (SESSION
     change, stale robot heartbeat) the last value may be used again, but only by writing it anew: robot
     programs write TRIGGER_SEQ = 0 with their new SESSION at start.
+
+    STATUS ERROR is a latch: set when ERROR or LATE is published or the interlock is raised, reset by a
+    rising edge of CONTROL CLEAR_ERROR (or clear_error()) once the interlock is lowered.
     """
 
     def __init__(self, cfg: RobotLinkConfig, clock: Callable[[], float], boot_id: int | None = None) -> None:
@@ -66,11 +69,7 @@ class Handshake:
         self._model_ready = False
         self._camera_ready = False
         self._error_latched = False
-        self._robot_heartbeat_written = False
-        self._robot_heartbeat_t: float | None = None
-        self._robot_heartbeat_ok = False
-        self._interlock_raised = cfg.robot_heartbeat_required
-        self._interlock_announced = False
+        self._robot_watch = RobotHeartbeatWatch(cfg.robot_heartbeat_timeout_ms, cfg.robot_heartbeat_required)
         self._active_recipe = 0
         self._model_id = 0
 
@@ -85,7 +84,7 @@ class Handshake:
 
     @property
     def interlock_raised(self) -> bool:
-        return self._interlock_raised
+        return self._robot_watch.interlock_raised
 
     @property
     def in_flight_part_seq(self) -> int | None:
@@ -120,8 +119,10 @@ class Handshake:
         # Session, heartbeat and control first, so a block written together with a trigger counts.
         if changed(reg.SESSION):
             events += self._forget(now, "robot SESSION changed")
-        if reg.ROBOT_HEARTBEAT in written:
-            events += self._on_robot_heartbeat(now, changed(reg.ROBOT_HEARTBEAT))
+        if reg.ROBOT_HEARTBEAT in written and (
+            lowered := self._robot_watch.written(now, changed(reg.ROBOT_HEARTBEAT))
+        ):
+            events.append(lowered)
         if changed(reg.CONTROL):
             events += self._control_changed(before[reg.CONTROL - reg.ROBOT_FIRST], now)
         if changed(reg.RECIPE):
@@ -184,9 +185,8 @@ class Handshake:
         """Advance time: HEARTBEAT, the in-flight budget, and the robot heartbeat's staleness."""
         now = self._clock()
         events: list[Event] = []
-        if not self._interlock_announced and self._interlock_raised:
-            self._interlock_announced = True
-            events.append(InterlockChanged(True, "no robot heartbeat seen since start"))
+        if initial := self._robot_watch.initial_state():
+            events.append(initial)
         if now >= self._heartbeat_due:
             self._heartbeat = reg.next_seq(self._heartbeat)
             period = self._cfg.heartbeat_period_ms / 1000.0
@@ -219,7 +219,7 @@ class Handshake:
 
     def clear_error(self) -> None:
         """Reset the STATUS ERROR latch (as CLEAR_ERROR does); it stays set while the interlock is raised."""
-        self._error_latched = self._interlock_raised
+        self._error_latched = self._robot_watch.interlock_raised
 
     def shutdown(self, reason: str = "the appliance is stopping") -> list[Event]:
         """Fault the part in flight (published as ERROR SHUTDOWN) so that it still gets its record."""
@@ -255,14 +255,14 @@ class Handshake:
             bits |= StatusBit.RESULT_VALID
         if self._error_latched:
             bits |= StatusBit.ERROR
-        if self._robot_heartbeat_ok:
+        if self._robot_watch.ok:
             bits |= StatusBit.ROBOT_HEARTBEAT_OK
         return int(bits)
 
     def _refusal(self) -> tuple[ErrorCode, str] | None:
         if not self.enabled:
             return ErrorCode.DISABLED, "trigger while CONTROL ENABLE is off"
-        if self._cfg.robot_heartbeat_required and not self._robot_heartbeat_ok:
+        if self._cfg.robot_heartbeat_required and not self._robot_watch.ok:
             return ErrorCode.LINK, "trigger while the robot heartbeat is not moving"
         if not (self._model_ready and self._camera_ready):
             missing = " and ".join(
@@ -415,37 +415,10 @@ class Handshake:
             now, ErrorCode.DISABLED, "ENABLE switched off while the part was in flight"
         )
 
-    def _on_robot_heartbeat(self, now: float, moved: bool) -> list[Event]:
-        if not self._robot_heartbeat_written:
-            # The first value proves nothing: a frozen robot program writes it too.
-            self._robot_heartbeat_written = True
-            return []
-        if not moved:
-            return []
-        self._robot_heartbeat_t = now
-        if self._robot_heartbeat_ok:
-            return []
-        self._robot_heartbeat_ok = True
-        if not self._interlock_raised:
-            return []
-        self._interlock_raised = False
-        self._interlock_announced = True
-        return [InterlockChanged(False, "robot heartbeat moving")]
-
     def _check_robot_heartbeat(self, now: float) -> list[Event]:
         """Rule 3: a stale robot heartbeat clears the result, forgets the sequence, raises the interlock."""
-        last = self._robot_heartbeat_t
-        timeout = self._cfg.robot_heartbeat_timeout_ms
-        if not self._robot_heartbeat_ok or last is None or (now - last) * 1000.0 <= timeout:
+        raised = self._robot_watch.check(now)
+        if raised is None:
             return []
-        self._robot_heartbeat_ok = False
-        if not self._cfg.robot_heartbeat_required:
-            return []
-        why = f"robot heartbeat unchanged for more than {timeout} ms"
-        events = self._forget(now, why)
         self._error_latched = True
-        if not self._interlock_raised:
-            self._interlock_raised = True
-            self._interlock_announced = True
-            events.append(InterlockChanged(True, why))
-        return events
+        return [*self._forget(now, raised.reason), raised]

@@ -53,7 +53,8 @@ class Frame:
 
     `index` counts the frames this source delivered since open() (0, 1, 2, ... across loops);
     `timestamp` is time.monotonic() when the frame was captured (for a live source: when OpenCV
-    finished grabbing it); `origin` names where it came from, for records (URLs without passwords).
+    finished grabbing it, minus the configured capture_latency_s); `origin` names where it came
+    from, for records (URLs without passwords).
     The array is shared, not copied: consumers must not write into it.
     """
 
@@ -93,7 +94,9 @@ class FrameSource(Protocol):
     """
 
     def open(self) -> None:
-        """Connect/list/open; raises LinesideError for a configuration the user must fix."""
+        """Connect/list/open; raises LinesideError for a configuration the user must fix.
+
+        A second call does nothing: `open_source()` returns sources already opened."""
 
     def read(self, timeout_s: float) -> Frame:
         """The next frame; never blocks longer than `timeout_s` (live sources; a file source reads

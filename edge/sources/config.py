@@ -88,6 +88,14 @@ class SourceConfig(BaseModel):
         "skipped without decoding. fifo: every frame is queued in order (free-running), up to fifo_depth; "
         "on overflow the oldest is dropped and counted.",
     )
+    capture_latency_s: float = Field(
+        0.0,
+        ge=0,
+        le=5,
+        description="Live sources: the camera/encoder delay from exposure until OpenCV hands over the "
+        "frame (RTSP cameras: often 0.1-0.5 s). Subtracted from frame timestamps, so with buffer=latest a "
+        "triggered part waits for a frame exposed after its trigger. Measure it; 0 trusts arrival time.",
+    )
     fifo_depth: int = Field(
         8, ge=1, le=1000, description="Live sources with buffer=fifo: frames queued before the oldest drop."
     )

@@ -72,6 +72,8 @@ class FolderSource(_ReplayState):
         self._next = 0
 
     def open(self) -> None:
+        if self.state is not SourceState.STARTING:
+            return  # already opened (open_source() opens what it returns) or closed
         if not self._path.is_dir():
             raise LinesideError(f"{self._path}: image folder does not exist or is not a folder")
         files = sorted(p for p in self._path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -114,6 +116,8 @@ class VideoFileSource(_ReplayState):
         self._position = 0  # frame number within the file, for the record's origin
 
     def open(self) -> None:
+        if self.state is not SourceState.STARTING:
+            return  # already opened (open_source() opens what it returns) or closed
         if not self._path.is_file():
             raise LinesideError(f"{self._path}: video file does not exist")
         self._reopen()

@@ -29,6 +29,13 @@ _CLOSE_JOIN_S = 2.0  # a grabber stuck inside OpenCV exits by itself when that c
 _OPEN_WAIT_GRACE_S = 1.0
 
 
+def _live_wait_s(capture: cv2.VideoCapture) -> float:
+    """A grab slower than this waited for a new frame; a faster one popped a frame already buffered."""
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    period = 1.0 / fps if 1.0 <= fps <= 1000.0 else 1.0 / 30.0  # many streams report no or a fake rate
+    return min(max(0.25 * period, 0.001), 0.05)
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ***, fit for logs and inspection records."""
     scheme, sep, rest = url.partition("://")
@@ -52,13 +59,16 @@ class _Grabbed:
 class LiveSource:
     """A camera (cfg.kind == "camera") or a stream URL (cfg.kind == "stream") read by a grabber thread.
 
-    buffer="latest" (the triggered-part rule): `read()` returns the first frame whose grab finished
-    after the read started, so a part is never judged on a frame taken before its trigger. The grabber
-    grabs continuously (keeping OpenCV's and the driver's queues drained) but decodes only a frame a
-    reader is waiting for, so a read waits only for the next frame to arrive: on average half a frame
-    period, never a full extra one. A frame already in transit at the trigger still counts as fresh
-    (its grab finishes after the trigger); a line that needs exposure strictly after the trigger must
-    add a settle delay upstream or use a hardware trigger.
+    A frame's timestamp is when its grab finished minus cfg.capture_latency_s (the camera's own
+    exposure-to-delivery delay, measured at calibration): the best estimate of its exposure time.
+
+    buffer="latest" (the triggered-part rule): `read()` returns the first frame whose timestamp is at
+    or after the moment the read started, so a part is never judged on a frame taken before its
+    trigger. The grabber grabs continuously (keeping OpenCV's and the driver's queues drained, so a
+    grab returns a frame as it arrives) but decodes only a frame a reader waits for; a read therefore
+    waits for the next frame to arrive (half a frame period on average, plus capture_latency_s), not
+    for a whole extra frame. Frames buffered while (re)connecting are skipped until a grab has to
+    wait, so they are never taken for fresh ones.
     buffer="fifo" (free-running): every frame is decoded and queued, oldest first, up to fifo_depth.
     """
 
@@ -86,9 +96,12 @@ class LiveSource:
     # ---- the caller's side -------------------------------------------------------------------
 
     def open(self) -> None:
-        """Start the grabber and wait (bounded) for its first open attempt; never raises for a lost device."""
+        """Start the grabber and wait (bounded) for its first open attempt; never raises for a lost device.
+
+        A second call does nothing (open_source() has already opened the source it returns).
+        """
         if self._thread is not None:
-            raise RuntimeError(f"{self._origin}: open() called twice")
+            return
         self._thread = threading.Thread(target=self._run, name=f"grabber {self._origin}", daemon=True)
         self._thread.start()
         with self._cond:
@@ -107,11 +120,12 @@ class LiveSource:
                 grabbed = self._await_frame(start, deadline, timeout_s)
             finally:
                 self._waiting.remove(start)
-            index = self._delivered
-            self._delivered += 1
         if grabbed.image is None:
             raise FrameError(f"{self._origin}: OpenCV grabbed a frame but could not decode it")
-        image = conform(grabbed.image, self._origin, self._cfg)
+        image = conform(grabbed.image, self._origin, self._cfg)  # outside the lock: may convert colour
+        with self._cond:
+            index = self._delivered
+            self._delivered += 1
         return Frame(image=image, index=index, timestamp=grabbed.timestamp, origin=self._origin)
 
     def _await_frame(self, start: float, deadline: float, timeout_s: float) -> _Grabbed:
@@ -152,7 +166,7 @@ class LiveSource:
 
     @property
     def reconnects(self) -> int:
-        """How many times the grabber lost the camera/stream or failed to open it."""
+        """How many times the source went into RECONNECTING (lost, or its first open failed)."""
         with self._cond:
             return self._reconnects
 
@@ -229,16 +243,25 @@ class LiveSource:
 
     def _stream(self, capture: cv2.VideoCapture) -> bool:
         """Grab until a grab fails or stop is set; True if at least one frame came."""
-        streamed = False
+        live_wait_s = _live_wait_s(capture)
+        flush_until = time.monotonic() + self._cfg.open_timeout_s
+        streamed, flushing = False, True
         while not self._stop.is_set():
+            began = time.monotonic()
             ok = capture.grab()
-            timestamp = time.monotonic()
+            grabbed_at = time.monotonic()
             if not ok:
                 self._problem = "grab failed (stream ended or stalled, or camera unplugged)"
                 return streamed
-            if not streamed:
-                streamed = True
+            streamed = True
+            if flushing:
+                # Frames buffered while connecting come out at once and predate any read: skip them
+                # until a grab had to wait for its frame (bounded, for a source faster than we are).
+                if grabbed_at - began < live_wait_s and grabbed_at < flush_until:
+                    continue
+                flushing = False
                 self._set_state(SourceState.RUNNING, "")
+            timestamp = grabbed_at - self._cfg.capture_latency_s
             if not self._wanted(timestamp):
                 continue  # nobody waits for this frame: skip the decode, keep the queue drained
             ok, image = capture.retrieve()

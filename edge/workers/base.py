@@ -87,7 +87,7 @@ class Worker:
         if self._heartbeat is None:
             self._heartbeat = Sender(self.zmq, self.endpoints.heartbeats, Heartbeat, hwm=10)
         self._last_heartbeat = now
-        message = Heartbeat(worker=self.name, pid=os.getpid(), state=self.state, detail=self.detail, t=now)  # type: ignore[arg-type]
+        message = Heartbeat(worker=self.name, pid=os.getpid(), state=self.state, detail=self.detail, t=now)
         self._heartbeat.send(message)
 
     def run(self) -> int:

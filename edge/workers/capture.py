@@ -31,8 +31,7 @@ class CaptureWorker(Worker):
         # instead of parts queueing up behind it and all timing out.
         self.frames: Sender[FrameHeader] = Sender(self.zmq, ep.frames, FrameHeader, hwm=2, immediate=True)
         self.results: Sender[Result] = Sender(self.zmq, ep.results, Result, hwm=1000)
-        self.source: FrameSource = open_source(self.config.source)
-        self.source.open()
+        self.source: FrameSource = open_source(self.config.source)  # opened, or LinesideError
         self.counts = {"frames": 0, "frame_faults": 0, "camera_faults": 0, "overload": 0, "stale_triggers": 0}
         self._delivered = False
         self._update_detail()

@@ -23,8 +23,9 @@ WORKER_CLASSES = {
 
 def worker_class(name: str) -> type[Worker]:
     module_name, _, class_name = WORKER_CLASSES[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    assert issubclass(cls, Worker)
+    cls: object = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Worker)):
+        raise TypeError(f"{WORKER_CLASSES[name]} is not a Worker")
     return cls
 
 

@@ -16,9 +16,10 @@ import numpy as np
 
 from edge.config import RecipeConfig
 from edge.detector.detector import Detector
+from edge.detector.errors import InferenceError, InvalidFrame
 from edge.errors import ErrorCode, LinesideError
 from edge.messages import FrameHeader, ImageNote, ModelRef, Result
-from edge.rules import decide, near_threshold
+from edge.rules import RulesConfig, check_rules, decide, near_threshold, rules_from_card
 from edge.transport import Receiver, Sender
 from edge.workers.base import Worker
 
@@ -34,6 +35,7 @@ class LoadedRecipe:
     config: RecipeConfig
     detector: Detector
     model: ModelRef
+    rules: RulesConfig
 
 
 class InferenceWorker(Worker):
@@ -75,9 +77,11 @@ class InferenceWorker(Worker):
                 )
             detector = detectors[model_dir]
             card = detector.card
-            loaded[recipe.number] = LoadedRecipe(
-                recipe, detector, ModelRef(name=card.name, version=card.version, sha256=card.sha256)
-            )
+            # A rule naming a class the model does not know is a config error: refuse it now, not per part.
+            rules = recipe.rules if recipe.rules is not None else rules_from_card(card)
+            check_rules(rules, card.classes)
+            ref = ModelRef(name=card.name, version=card.version, sha256=card.sha256)
+            loaded[recipe.number] = LoadedRecipe(recipe, detector, ref, rules)
         return loaded
 
     def step(self) -> None:
@@ -112,12 +116,15 @@ class InferenceWorker(Worker):
         extra.update(model=loaded.model, recipe_name=loaded.config.name)
         try:
             detected = loaded.detector.detect(image)
-        except LinesideError as exc:
-            code = ErrorCode.FRAME if "frame" in type(exc).__name__.lower() else ErrorCode.MODEL
-            return Result.fault(trigger, code, str(exc), **extra)
-        recipe = loaded.config
+        except (InferenceError, InvalidFrame) as exc:
+            return Result.fault(trigger, exc.error_code, str(exc), **extra)
         classes = loaded.detector.card.classes
-        decision = decide(detected.detections, image.shape, recipe.rules, recipe.roi, classes, None)
+        try:
+            decision = decide(
+                detected.detections, image.shape, loaded.rules, loaded.config.roi, classes, None
+            )
+        except LinesideError as exc:  # e.g. the ROI does not fit this frame size
+            return Result.fault(trigger, ErrorCode.RECIPE, str(exc), **extra)
         return Result(
             trigger=trigger,
             verdict=decision.verdict,
@@ -127,8 +134,8 @@ class InferenceWorker(Worker):
             top_confidence=decision.top_confidence,
             detections=tuple(d.to_json() for d in detected.detections),
             timings_ms={"capture": header.capture_ms, **detected.timings_ms},
-            near_threshold=near_threshold(detected.detections, recipe.rules, classes),
-            **extra,  # type: ignore[arg-type]
+            near_threshold=near_threshold(detected.detections, loaded.rules),
+            **extra,
         )
 
     def teardown(self) -> None:

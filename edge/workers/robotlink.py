@@ -146,17 +146,20 @@ class RobotLinkWorker(Worker):
                 self.handshake.set_recipe(event.number)
                 log.info("recipe %d requested", event.number)
 
-    def _on_trigger(self, event: TriggerRequested) -> None:
-        trigger = Trigger(
-            boot_id=event.boot_id,
-            seq=event.part_seq,
-            trigger_seq=event.seq,
-            part_id=str(event.seq) if event.source == "robot" else None,
+    def _trigger_of(self, seq: int, part_seq: int, boot_id: int, t: float, source: str) -> Trigger:
+        return Trigger(
+            boot_id=boot_id,
+            seq=part_seq,
+            trigger_seq=seq,
+            part_id=str(seq) if source == "robot" else None,
             recipe=self.recipe,
-            t_trigger=event.t,
-            wall_trigger=time.time(),
+            t_trigger=t,
+            wall_trigger=time.time() - (time.monotonic() - t),
             budget_ms=self.config.robot_link.publish_budget_ms,
         )
+
+    def _on_trigger(self, event: TriggerRequested) -> None:
+        trigger = self._trigger_of(event.seq, event.part_seq, event.boot_id, event.t, event.source)
         self.inflight[event.part_seq] = trigger
         self._send_ledger(LedgerEvent(kind="triggered", trigger=trigger))
         if not self.triggers.send(trigger):
@@ -167,8 +170,12 @@ class RobotLinkWorker(Worker):
         trigger = self.inflight.pop(event.part_seq, None)
         result = self.results.pop(event.part_seq, None)
         if trigger is None:
-            log.error("finalised part %d was never registered here", event.part_seq)
-            return
+            # Refused at the trigger (not enabled, not READY, robot heartbeat stale): it was never
+            # sent for capture, but it is a triggered part and gets its record all the same.
+            trigger = self._trigger_of(
+                event.seq, event.part_seq, event.boot_id, event.t_trigger, event.source
+            )
+            self._send_ledger(LedgerEvent(kind="triggered", trigger=trigger))
         ledger_event = LedgerEvent(
             kind="finalised",
             trigger=trigger,

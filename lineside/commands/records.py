@@ -43,8 +43,8 @@ def register(
         help="list or export inspection records",
         description="List or export inspection records (read-only; safe while the appliance runs).",
     )
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--dir", type=Path, help="records folder (holds records.db)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--dir", type=Path, help="records folder (holds records.db); default: the demo's")
     where.add_argument("--config", type=Path, help="appliance config file; its records folder is read")
     parser.add_argument("--verdict", choices=[v.value for v in Verdict], help="only this verdict")
     parser.add_argument("--since", help=f"from this trigger time, inclusive: {_TIME_HELP}")
@@ -52,15 +52,24 @@ def register(
     parser.add_argument("--limit", type=int, help="only the latest N matching records")
     parser.add_argument("--format", choices=("table", "csv", "jsonl"), default="table", help="output format")
     parser.add_argument("--output", type=Path, help="write here (atomically) instead of stdout")
-    parser.set_defaults(handler=functools.partial(_handle_args, config_resolver=config_resolver))
+    parser.set_defaults(
+        handler=functools.partial(_handle_args, config_resolver=config_resolver or _records_dir)
+    )
+
+
+def _records_dir(config_path: Path) -> Path:
+    from edge.config import load_config
+
+    return load_config(config_path).records.dir
 
 
 def _handle_args(args: argparse.Namespace, config_resolver: ConfigResolver | None) -> int:
     if args.dir is not None:
         records_dir: Path = args.dir
-    elif config_resolver is None:
-        print("lineside records: --config is not available in this build; use --dir", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    elif args.config is None or config_resolver is None:
+        from lineside.demo import default_state_dir
+
+        records_dir = default_state_dir() / "records"
     else:
         try:
             records_dir = config_resolver(args.config)
