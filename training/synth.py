@@ -343,8 +343,12 @@ def render_part(
     boxes: list[_Box] = []
     bitten = np.zeros((height, width), np.float32)
     if defective:
-        while not boxes:
+        for _ in range(_PLACE_TRIES):  # a failed placement leaves the metal untouched: try again
             boxes, bitten = _add_defects(rng, part, metal, int(rng.integers(1, 4)))
+            if boxes:
+                break
+        else:
+            raise RuntimeError("render_part: found no room for a defect on this part")
     image = _compose(rng, part, metal, bitten)
     return image, _to_labels(boxes, width, height)
 

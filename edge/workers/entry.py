@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 from edge.workers.base import Worker, WorkerContext
 
@@ -36,5 +38,13 @@ def run_worker(name: str, ctx: WorkerContext) -> None:
         format=f"%(asctime)s %(levelname)s {name}[%(process)d] %(message)s",
         stream=sys.stderr,
     )
+    set_process_name(f"lineside-{name}")
     worker = worker_class(name)(ctx)
     sys.exit(worker.run())
+
+
+def set_process_name(title: str) -> None:
+    """Name the process as `ps`, `top` and `pkill` show it (Linux keeps 15 characters)."""
+    # Not Linux, or /proc not mounted: the name is only a convenience.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(title[:15], encoding="ascii")

@@ -10,6 +10,7 @@ from typing import TextIO
 from edge.config import LinesideConfig, load_config
 from edge.errors import LinesideError
 from edge.messages import LedgerEvent
+from edge.preflight import preflight
 from lineside.commands.summary import RunSummary
 
 EXAMPLES = """examples:
@@ -60,6 +61,12 @@ def handle(args: argparse.Namespace) -> int:
         return 1
     if args.check:
         origin = args.config or "embedded demo config"
+        try:
+            for line in preflight(config):
+                print(f"  {line}")
+        except LinesideError as exc:
+            print(f"lineside run: {exc}", file=sys.stderr)
+            return 1
         print(
             f"{origin}: valid ({len(config.recipes)} recipe(s), source {config.source.kind}, "
             f"trigger {config.trigger.mode})"

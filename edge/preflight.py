@@ -1,0 +1,28 @@
+"""Checks a station config against the files it names, without starting anything (`lineside run --check`)."""
+
+from __future__ import annotations
+
+from edge.config import LinesideConfig
+from edge.errors import LinesideError
+from edge.modelcard import load_verified
+from edge.rules import check_rules, rules_from_card
+
+
+def preflight(config: LinesideConfig) -> list[str]:
+    """One line per verified item; raises LinesideError naming the first problem."""
+    checked: list[str] = []
+    for recipe in config.recipes:
+        card, onnx_path = load_verified(recipe.model)
+        rules = recipe.rules if recipe.rules is not None else rules_from_card(card)
+        try:
+            check_rules(rules, card.classes)
+        except LinesideError as exc:
+            raise LinesideError(f"recipes[{recipe.number}].rules: {exc}") from None
+        checked.append(
+            f"recipe {recipe.number} '{recipe.name}': model {card.name} {card.version} "
+            f"({onnx_path.name} sha256 ok, classes {', '.join(card.classes)})"
+        )
+    source = config.source
+    if source.kind in ("folder", "video") and source.path is not None and not source.path.exists():
+        raise LinesideError(f"source.path: {source.path} does not exist")
+    return checked
