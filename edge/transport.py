@@ -57,8 +57,14 @@ class Sender(Generic[M]):
         self.sent = 0
         self.dropped = 0
 
-    def send(self, message: M, image: np.ndarray | None = None) -> bool:
-        """Queue `message` (and `image`); False if the queue is full or no peer is connected."""
+    def send(self, message: M, image: np.ndarray | None = None, wait_ms: int = 0) -> bool:
+        """Queue `message` (and `image`); False if the queue is full or no peer is connected.
+
+        With `wait_ms`, wait that long at most for room (a peer still connecting, a full queue).
+        """
+        if wait_ms > 0 and not self._sock.poll(wait_ms, zmq.POLLOUT):
+            self.dropped += 1
+            return False
         if not isinstance(message, self.message_type):
             raise TypeError(f"{self.endpoint} carries {self.message_type.__name__}, not {type(message)}")
         parts: list[bytes | memoryview] = [message.model_dump_json().encode("utf-8")]

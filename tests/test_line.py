@@ -120,7 +120,8 @@ def test_inference_killed_mid_part_faults_that_part_never_accepts_and_is_restart
         code, _ = split_result_word(block[reg.RESULT_WORD])
         assert code in (VerdictCode.LATE, VerdictCode.ERROR)
         assert block[reg.ERROR_CODE] in (ErrorCode.TIMEOUT, ErrorCode.OVERLOAD)
-        line.wait_for(lambda: line.worker_pid("inference") not in (None, victim), 20, "a new inference worker")
+        restarted = lambda: line.worker_pid("inference") not in (None, victim)  # noqa: E731
+        line.wait_for(restarted, 20, "a new inference worker")
         _wait_ready(client)
         again = _trigger_and_wait(client, 3)
         assert split_result_word(again[reg.RESULT_WORD])[0] == VerdictCode.ACCEPT

@@ -19,6 +19,9 @@ from edge.workers.base import Worker
 log = logging.getLogger(__name__)
 
 TRIGGER_POLL_MS = 50
+# How long a frame may wait for inference to take it (a socket still connecting after a restart);
+# longer means inference is busy or hung, and the part is failed at once rather than queued.
+FRAME_SEND_WAIT_MS = 100
 
 
 class CaptureWorker(Worker):
@@ -81,7 +84,8 @@ class CaptureWorker(Worker):
             shape=(int(shape[0]), int(shape[1]), int(shape[2])),
             capture_ms=round(capture_ms, 3),
         )
-        if not self.frames.send(header, frame.image):
+        remaining_ms = trigger.budget_ms - trigger.age_ms(time.monotonic())
+        if not self.frames.send(header, frame.image, wait_ms=int(min(FRAME_SEND_WAIT_MS, remaining_ms))):
             self.counts["overload"] += 1
             self._fault(trigger, ErrorCode.OVERLOAD, "inference is not taking frames (busy, hung or down)")
             return
