@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edge.calibfile import load_calibration
 from edge.config import LinesideConfig
 from edge.errors import LinesideError
 from edge.modelcard import load_verified
@@ -18,6 +19,11 @@ def preflight(config: LinesideConfig) -> list[str]:
             check_rules(rules, card.classes)
         except LinesideError as exc:
             raise LinesideError(f"recipes[{recipe.number}].rules: {exc}") from None
+        if recipe.calibration is not None:
+            calibration = load_calibration(recipe.calibration)
+            scale = f"{calibration.scale.mm_per_px:.4f} mm/px" if calibration.scale else "no scale"
+            size = f"{calibration.camera.width}x{calibration.camera.height}"
+            checked.append(f"recipe {recipe.number}: calibration for {size} frames, {scale}")
         checked.append(
             f"recipe {recipe.number} '{recipe.name}': model {card.name} {card.version} "
             f"({onnx_path.name} sha256 ok, classes {', '.join(card.classes)})"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.calibfile import CalibrationFile, load_calibration
 from edge.config import RecipeConfig
 from edge.detector.detector import Detector
 from edge.detector.errors import InferenceError, InvalidFrame
@@ -36,6 +37,7 @@ class LoadedRecipe:
     detector: Detector
     model: ModelRef
     rules: RulesConfig
+    calibration: CalibrationFile | None
 
 
 class InferenceWorker(Worker):
@@ -81,7 +83,8 @@ class InferenceWorker(Worker):
             rules = recipe.rules if recipe.rules is not None else rules_from_card(card)
             check_rules(rules, card.classes)
             ref = ModelRef(name=card.name, version=card.version, sha256=card.sha256)
-            loaded[recipe.number] = LoadedRecipe(recipe, detector, ref, rules)
+            calibration = load_calibration(recipe.calibration) if recipe.calibration is not None else None
+            loaded[recipe.number] = LoadedRecipe(recipe, detector, ref, rules, calibration)
         return loaded
 
     def step(self) -> None:
@@ -120,8 +123,16 @@ class InferenceWorker(Worker):
             return Result.fault(trigger, exc.error_code, str(exc), **extra)
         classes = loaded.detector.card.classes
         try:
+            scale = (
+                loaded.calibration.scale_for(image.shape, str(loaded.config.calibration))
+                if loaded.calibration is not None
+                else None
+            )
+        except LinesideError as exc:  # a frame of another size than the calibrated one
+            return Result.fault(trigger, ErrorCode.CALIBRATION, str(exc), **extra)
+        try:
             decision = decide(
-                detected.detections, image.shape, loaded.rules, loaded.config.roi, classes, None
+                detected.detections, image.shape, loaded.rules, loaded.config.roi, classes, scale
             )
         except LinesideError as exc:  # e.g. the ROI does not fit this frame size
             return Result.fault(trigger, ErrorCode.RECIPE, str(exc), **extra)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge.calibfile import load_calibration
 from edge.config import RecipeConfig, load_config
 from edge.detector.config import DetectorConfig
 from edge.detector.detector import Detector
@@ -104,7 +105,11 @@ def judge(path: Path, detector: Detector, recipe: RecipeConfig, floor: float | N
             "detections": [],
         }
     rules = recipe.rules if recipe.rules is not None else rules_from_card(detector.card)
-    decision = decide(result.detections, image.shape, rules, recipe.roi, detector.card.classes, None)
+    try:
+        scale = load_calibration(recipe.calibration).scale_for(image.shape) if recipe.calibration else None
+        decision = decide(result.detections, image.shape, rules, recipe.roi, detector.card.classes, scale)
+    except LinesideError as exc:
+        decision = Decision.fault(ErrorCode.CALIBRATION, str(exc))
     return {
         "image": str(path),
         "verdict": decision.verdict.value,

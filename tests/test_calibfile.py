@@ -1,0 +1,82 @@
+"""The calibration file the runtime reads: rules in mm once scaled; another resolution is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.calibfile import load_calibration
+from edge.errors import LinesideError
+from tests.line import FRAME_H, FRAME_W, lineside, make_station
+
+
+def _write_calibration(
+    path: Path, width: int = FRAME_W, height: int = FRAME_H, mm_per_px: float = 0.5
+) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "camera": {"width": width, "height": height},
+                "scale": {"mm_per_px": mm_per_px, "method": "test"},
+            }
+        )
+    )
+    return path
+
+
+def _with_calibration(config: Path, calibration: Path, rules: dict[str, object]) -> None:
+    data = yaml.safe_load(config.read_text())
+    data["recipes"][0]["calibration"] = str(calibration)
+    data["recipes"][0]["rules"] = rules
+    config.write_text(yaml.safe_dump(data))
+
+
+def test_calibrated_rules_judge_and_explain_in_millimetres(tmp_path: Path) -> None:
+    config, _ = make_station(tmp_path, "d")
+    calibration = _write_calibration(tmp_path / "cal.json", mm_per_px=0.5)
+    # The tiny model's box is 10 model px = 25 frame px = 12.5 mm: a 12 mm minimum rejects, 13 mm passes.
+    _with_calibration(config, calibration, {"default": {"min_confidence": 0.5, "min_size_mm": 12.0}})
+    proc = lineside("inspect", "--json", "--config", str(config), str(tmp_path / "parts"))
+    outcome = json.loads(proc.stdout)
+    assert outcome["verdict"] == "REJECT"
+    assert " mm, " in outcome["reasons"][0] and "12.5x12.5 mm" in outcome["reasons"][0]
+    _with_calibration(config, calibration, {"default": {"min_confidence": 0.5, "min_size_mm": 13.0}})
+    proc = lineside("inspect", "--json", "--config", str(config), str(tmp_path / "parts"))
+    assert json.loads(proc.stdout)["verdict"] == "ACCEPT"
+
+
+def test_calibration_made_for_another_resolution_is_a_fault_never_a_verdict(tmp_path: Path) -> None:
+    config, _ = make_station(tmp_path, "d")
+    calibration = _write_calibration(tmp_path / "cal.json", width=1280, height=960)
+    _with_calibration(config, calibration, {"default": {"min_confidence": 0.5, "min_size_mm": 1.0}})
+    proc = lineside("inspect", "--json", "--config", str(config), str(tmp_path / "parts"))
+    outcome = json.loads(proc.stdout)
+    assert outcome["verdict"] == "FAULT"
+    assert "made for 1280x960 frames, this frame is 160x120" in outcome["reasons"][0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "unreadable calibration file"),
+        ('{"schema": 1, "camera": {"width": 0, "height": 10}}', "field 'camera.width'"),
+        ('{"schema": 1, "camera": {"width": 10, "height": 10}, "extra": 1}', "field 'extra'"),
+        (
+            '{"schema": 1, "camera": {"width": 10, "height": 10}, "scale": {"mm_per_px": -1}}',
+            "scale.mm_per_px",
+        ),
+    ],
+)
+def test_bad_calibration_files_are_refused_in_one_line_naming_the_field(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "cal.json"
+    path.write_text(content)
+    with pytest.raises(LinesideError) as caught:
+        load_calibration(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
