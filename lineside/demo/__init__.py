@@ -17,9 +17,19 @@ def demo_parts_dir() -> Path:
     return Path(str(resources.files("lineside.demo") / "parts"))
 
 
+def shipped_models_dir() -> Path:
+    """models/ as installed: package data `lineside/models` in a wheel, `models/` in a source checkout."""
+    installed = Path(__file__).resolve().parents[1] / "models"
+    if installed.is_dir():
+        return installed
+    # Editable install or a run from the repository: pyproject maps models/ to lineside.models only
+    # when a wheel is built, so here the folder is the repository's own.
+    return Path(__file__).resolve().parents[2] / "models"
+
+
 def demo_model_dir() -> Path:
     name, version = DEMO_MODEL
-    return Path(str(resources.files("lineside.models") / name / version))
+    return shipped_models_dir() / name / version
 
 
 def default_state_dir() -> Path:
