@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from lineside import __version__
 
 # Explicit registry: each module has register(subparsers) adding its parser and handler.
-COMMAND_MODULES = ("lineside.commands.run", "lineside.commands.inspect", "lineside.commands.records")
+COMMAND_MODULES = (
+    "lineside.commands.run",
+    "lineside.commands.inspect",
+    "lineside.commands.records",
+    "lineside.commands.robotsim",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -121,7 +122,7 @@ def test_final_inspections_are_published_as_json_on_zeromq(tmp_path: Path) -> No
     sub.connect(endpoint)
     try:
         with running_line(config):
-            received = []
+            received: list[dict[str, Any]] = []
             deadline = time.monotonic() + 30
             while len(received) < 4 and time.monotonic() < deadline:
                 if sub.poll(200):

@@ -509,3 +509,16 @@ def test_boot_id_is_random_in_range_and_validated():
     assert 1 <= hs.boot_id <= 32767
     with pytest.raises(LinesideError, match="BOOT_ID"):
         Handshake(RobotLinkConfig(), FakeClock(), boot_id=0)
+
+
+def test_lost_client_link_fails_the_part_in_flight_and_its_later_accept_is_dropped():
+    hs, clock = live()
+    part = trigger(hs, 5)
+    finals = of_type(hs.link_lost("timeout"), Finalised)
+    assert [(f.part_seq, f.verdict, f.error) for f in finals] == [
+        (part.part_seq, Verdict.FAULT, ErrorCode.LINK)
+    ]
+    clock.advance_ms(10)
+    late = result(hs, part, ACCEPT)
+    assert of_type(late, Finalised) == [] and len(of_type(late, ResultDropped)) == 1
+    assert verdict_of(hs.snapshot()) != VerdictCode.ACCEPT

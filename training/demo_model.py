@@ -7,13 +7,13 @@ model YAML on the CPU (no pretrained download, no network), exports ONNX and wri
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.metadata
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +100,17 @@ def train(yolo: Any, data_yaml: Path, work: Path, epochs: int, batch: int) -> Pa
             scale=0.25,  # pits are a few pixels at 320: do not shrink them away
             flipud=0.5,
         )
-    best = run_dir / "weights" / "best.pt"
-    return best if best.exists() else last
+    for weights in (run_dir / "weights" / "best.pt", last):
+        if weights.exists():
+            return weights
+    raise FileNotFoundError(f"{run_dir}: training left no weights")
+
+
+def _training_minutes(run_dir: Path) -> float:
+    """Training wall time over all (resumed) sessions, from the run's results.csv `time` column."""
+    with (run_dir / "results.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return float(rows[-1]["time"].strip()) / 60 if rows else 0.0
 
 
 def export_onnx(yolo: Any, weights: Path, out: Path) -> Path:
@@ -202,7 +211,9 @@ def write_readme(out: Path, card: ModelCard, command: str, minutes: float) -> Pa
 
 What: YOLOv8n (Ultralytics, trained from `{MODEL_YAML}`, no pretrained weights) detecting
 {", ".join(card.classes)} on {IMGSZ}x{IMGSZ} letterboxed RGB input, exported to ONNX (opset {OPSET},
-static 1x3x{IMGSZ}x{IMGSZ}, fp32; output (1, 4 + {len(card.classes)}, anchors), boxes cx, cy, w, h).
+static 1x3x{IMGSZ}x{IMGSZ}, fp32; output (1, 4 + {len(card.classes)}, anchors): boxes cx, cy, w, h in input
+pixels, then per-class scores after sigmoid; no NMS in the graph). Frames are monochrome 640x480 (grey in
+all three channels), like an industrial mono camera.
 It exists to run the `lineside run` demo; it has only seen rendered parts and is not for a real line.
 
 Data: {DATASET_TEXT}. {card.training.args.get("n_train")} train / {card.training.args.get("n_val")} val
@@ -213,13 +224,14 @@ Metrics on the synthetic val split (the exported ONNX through onnxruntime): mAP5
 mAP50-95 {metrics.get("mAP50-95")}, precision {metrics.get("precision")}, recall {metrics.get("recall")};
 mAP50 per class {metrics.get("mAP50_per_class")}.
 
-Trained by lineside {card.training.code_version} in {minutes:.0f} min on CPU. Reproduce (in a venv with the
-train extra; byte-identical weights are not guaranteed across torch versions and CPUs):
+Trained by lineside {card.training.code_version} in {minutes:.0f} min on one CPU core. Reproduce (in a
+venv with the train extra; byte-identical weights are not guaranteed across torch versions and CPUs):
 
     {command}
 
 Licence: the data and code are the project's own (Apache-2.0). The training framework, Ultralytics, is
-AGPL-3.0, and Ultralytics states that models trained with it fall under that licence too.
+AGPL-3.0 (or an Ultralytics enterprise licence), whose terms Ultralytics applies to models trained with it:
+check them before redistributing this file outside the project.
 """
     target = out / "README.md"
     target.write_text(text, encoding="utf-8")
@@ -228,9 +240,9 @@ AGPL-3.0, and Ultralytics states that models trained with it fall under that lic
 
 def build_model(out: Path, *, work: Path, epochs: int, n_train: int, n_val: int, batch: int) -> ModelCard:
     """Dataset, training, export, validation, card and README: the whole demo model."""
+    work = work.resolve()  # ultralytics nests a relative `project` under its own runs folder
     work.mkdir(parents=True, exist_ok=True)
-    yolo = _offline_ultralytics(work.resolve())
-    started = time.monotonic()
+    yolo = _offline_ultralytics(work)
     data_yaml = build_dataset(work, n_train, n_val)
     weights = train(yolo, data_yaml, work, epochs, batch)
     onnx_path = export_onnx(yolo, weights, out)
@@ -252,7 +264,7 @@ def build_model(out: Path, *, work: Path, epochs: int, n_train: int, n_val: int,
     command = f"python -m training.demo_model --out {out} --epochs {epochs} --batch {batch}"
     if (n_train, n_val) != (1000, 200):
         command += f" --n-train {n_train} --n-val {n_val}"
-    write_readme(out, card, command, (time.monotonic() - started) / 60)
+    write_readme(out, card, command, _training_minutes(weights.parent.parent))
     return card
 
 

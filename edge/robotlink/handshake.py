@@ -221,6 +221,11 @@ class Handshake:
         """Reset the STATUS ERROR latch (as CLEAR_ERROR does); it stays set while the interlock is raised."""
         self._error_latched = self._robot_watch.interlock_raised
 
+    def link_lost(self, reason: str) -> list[Event]:
+        """Role (b): the connection to the robot dropped. The part in flight can no longer be shown to
+        the robot, so it is failed (FAULT LINK) and the result cleared, as on a session change."""
+        return self._forget(self._clock(), f"robot link lost ({reason})")
+
     def shutdown(self, reason: str = "the appliance is stopping") -> list[Event]:
         """Fault the part in flight (published as ERROR SHUTDOWN) so that it still gets its record."""
         self._model_ready = False

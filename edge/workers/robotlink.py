@@ -18,6 +18,7 @@ import zmq.asyncio
 
 from edge.errors import ErrorCode
 from edge.messages import Health, LedgerEvent, Result, Trigger
+from edge.robotlink.client import RobotLinkClient
 from edge.robotlink.events import (
     Event,
     Finalised,
@@ -27,6 +28,7 @@ from edge.robotlink.events import (
     TriggerRequested,
 )
 from edge.robotlink.handshake import Handshake
+from edge.robotlink.interlock import line_interlock
 from edge.robotlink.server import RobotLinkServer
 from edge.transport import Sender, TransportError, decode_parts
 from edge.workers.base import Worker
@@ -66,23 +68,26 @@ class RobotLinkWorker(Worker):
         health_sock.setsockopt(zmq.CONFLATE, 1)
         health_sock.setsockopt(zmq.SUBSCRIBE, b"")
         health_sock.connect(ep.health)
-        self.server = RobotLinkServer(cfg.robot_link, self.handshake, self.apply)
+        # The line interlock output (None for kind none) starts raised: fail closed until the robot is seen.
+        self.interlock = line_interlock(cfg.robot_link.interlock)
+        self.server: RobotLinkServer | RobotLinkClient = (
+            RobotLinkClient(cfg.robot_link, self.handshake, self.apply)
+            if cfg.robot_link.role == "client"
+            else RobotLinkServer(cfg.robot_link, self.handshake, self.apply)
+        )
         stop = asyncio.Event()
         try:
             await self.server.start()
             self.state = "ready"
-            log.info(
-                "Modbus server on %s:%d, BOOT_ID %d",
-                cfg.robot_link.host,
-                cfg.robot_link.port,
-                self.handshake.boot_id,
-            )
+            log.info("robot link %s, BOOT_ID %d", self._describe_link(), self.handshake.boot_id)
             tasks = [
                 asyncio.create_task(self.server.run_ticks(stop)),
                 asyncio.create_task(self._receive_results(results_sock)),
                 asyncio.create_task(self._receive_health(health_sock)),
                 asyncio.create_task(self._free_run()),
             ]
+            if self.interlock is not None:
+                tasks.append(asyncio.create_task(self.interlock.run(stop)))
             await self._supervise(stop)
             stop.set()
             for task in tasks:
@@ -94,10 +99,30 @@ class RobotLinkWorker(Worker):
             # Parts still in flight are failed, recorded and published before the server goes.
             self.apply(self.handshake.shutdown())
             await self.server.stop()
+            if self.interlock is not None:
+                await self.interlock.close()  # raised: nothing watches the robot any more
             results_sock.close(0)
             health_sock.close(0)
             for sender in (self.triggers, self.ledger, self.publisher):
                 sender.close()
+
+    def _describe_link(self) -> str:
+        link = self.config.robot_link
+        if link.role == "client":
+            return f"client of the robot at {link.robot_host}:{link.robot_port} (base {link.base})"
+        return f"Modbus server on {link.host}:{link.port} (base {link.base})"
+
+    def _link_detail(self) -> dict[str, object]:
+        server = self.server
+        detail: dict[str, object] = (
+            dict(server.detail()) if isinstance(server, RobotLinkClient) else {"connections": server.stats()}
+        )
+        if isinstance(server, RobotLinkClient) and server.failed:
+            # The link task died: without it no result reaches the robot; let the supervisor restart us.
+            raise RuntimeError("robot link client task failed")
+        if self.interlock is not None:
+            detail["interlock_output"] = self.interlock.status()
+        return detail
 
     async def _supervise(self, stop: asyncio.Event) -> None:
         """Heartbeat from the loop itself; return when asked to stop or the job is done."""
@@ -120,6 +145,7 @@ class RobotLinkWorker(Worker):
             "results_dropped": self.dropped,
             "ready": self.handshake.ready,
             "interlock": self.handshake.interlock_raised,
+            "link": self._link_detail(),
             **self.handshake.counters.as_dict(),
         }
 
@@ -140,6 +166,8 @@ class RobotLinkWorker(Worker):
                 log.warning("result for part %d dropped: %s", event.part_seq, event.reason)
             elif isinstance(event, InterlockChanged):
                 log.warning("line interlock %s: %s", "RAISED" if event.raised else "lowered", event.reason)
+                if self.interlock is not None:
+                    self.interlock.set(event.raised, event.reason)  # never blocks: run() drives it
             elif isinstance(event, RecipeRequested):
                 # An unknown number is kept and reported: inference answers FAULT (recipe) for it.
                 self.recipe = event.number

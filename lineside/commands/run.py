@@ -75,6 +75,13 @@ def handle(args: argparse.Namespace) -> int:
     return run_line(config, out=sys.stdout, quiet=args.quiet)
 
 
+def _link_address(config: LinesideConfig) -> str:
+    link = config.robot_link
+    if link.role == "client":
+        return f"client of {link.robot_host}:{link.robot_port}"
+    return f"server on {link.host}:{link.port}"
+
+
 def run_line(config: LinesideConfig, out: TextIO, quiet: bool = False) -> int:
     from edge.supervisor import Supervisor
     from edge.systemd import notifier
@@ -88,7 +95,7 @@ def run_line(config: LinesideConfig, out: TextIO, quiet: bool = False) -> int:
 
     print(
         f"lineside: station '{config.station.name}', source {config.source.kind}, "
-        f"Modbus {config.robot_link.host}:{config.robot_link.port}, records {config.records.dir}",
+        f"Modbus {_link_address(config)}, records {config.records.dir}",
         file=out,
         flush=True,
     )

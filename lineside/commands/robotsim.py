@@ -1,0 +1,435 @@
+"""`lineside robot-sim`: the robot program of docs/robot-link.md against a running appliance, with fault
+injection and, given the appliance's result stream and a truth file, a count of wrongly accepted parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import zmq
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+from zmq.utils.monitor import recv_monitor_message
+
+from edge.errors import LinesideError
+from edge.messages import LedgerEvent
+from edge.robotlink import registers as reg
+from edge.robotlink.registers import VerdictCode
+from edge.robotlink.robot import (
+    FaultPlan,
+    Inject,
+    PartOutcome,
+    RegisterPort,
+    RobotProgram,
+    RobotSettings,
+    RunReport,
+    default_hold_ms,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DEFECTIVE = frozenset({"reject", "defective", "bad", "ng", "nok"})
+GOOD = frozenset({"accept", "good", "ok"})
+UR_GP_BASE = 128  # UR's general-purpose holding registers 128..255
+
+EXAMPLES = """examples:
+  lineside robot-sim --parts 50                          against `lineside run` on 127.0.0.1:5020
+  lineside robot-sim --inject session-change --json      a fault case, one JSON object per line
+  lineside robot-sim --results tcp://127.0.0.1:5571 --truth parts/truth.csv   count wrong accepts
+  lineside robot-sim --role client --port 5502           serve the robot's registers (lineside role client)
+exit status: 0 ok; 1 the line was stopped, a part was wrongly accepted or the protocol was broken; 2 bad input
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "robot-sim",
+        help="act as the robot: trigger parts, decide them by the robot rules, inject faults",
+        description="Commissioning and conformance: the documented robot program against an appliance.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="appliance address (role client: address to bind)")
+    p.add_argument("--port", type=int, default=5020, help="Modbus TCP port (default 5020)")
+    p.add_argument("--role", choices=("server", "client"), default="server", help="lineside's role")
+    p.add_argument("--base", type=int, help="PDU address of offset 0 (default 0; role client: 128)")
+    p.add_argument("--unit", type=int, default=1, help="Modbus unit id sent (UR sends 255)")
+    p.add_argument("--parts", type=int, default=20, metavar="N", help="parts to trigger (default 20)")
+    p.add_argument("--deadline-ms", type=float, default=600.0, help="trigger-to-decision deadline")
+    p.add_argument("--poll-ms", type=float, default=10.0, help="poll period")
+    p.add_argument("--takt-ms", type=float, default=0.0, help="least time between triggers")
+    p.add_argument(
+        "--stop-after", type=int, default=3, help="communication rejects in a row that stop the line"
+    )
+    p.add_argument("--inject", choices=[k.value for k in Inject], help="fault to inject")
+    p.add_argument("--inject-from", type=int, metavar="I", help="first part (0-based) to inject into")
+    p.add_argument("--inject-count", type=int, default=2, metavar="M", help="parts to inject into")
+    p.add_argument("--hold-ms", type=float, help="heartbeat-stop silence / link-drop time offline")
+    p.add_argument("--truth", type=Path, help="CSV file,decision[,classes]: ground truth per image")
+    p.add_argument("--results", metavar="ENDPOINT", help="the appliance's ZeroMQ PUB of final inspections")
+    p.add_argument("--ready-timeout", type=float, default=30.0, help="seconds to wait for READY")
+    p.add_argument("--json", action="store_true", help="one JSON object per part, then the summary")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.parts < 1 or args.deadline_ms <= 0 or args.poll_ms <= 0:
+        print("lineside robot-sim: --parts, --deadline-ms and --poll-ms must be positive", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    base = args.base if args.base is not None else (UR_GP_BASE if args.role == "client" else 0)
+    settings = RobotSettings(
+        host=args.host,
+        port=args.port,
+        base=base,
+        unit_id=args.unit,
+        deadline_ms=args.deadline_ms,
+        poll_ms=args.poll_ms,
+        stop_after=args.stop_after,
+        ready_timeout_s=args.ready_timeout,
+        takt_ms=args.takt_ms,
+    )
+    fault = None
+    if args.inject:
+        kind = Inject(args.inject)
+        first = args.inject_from if args.inject_from is not None else args.parts // 3
+        hold = args.hold_ms if args.hold_ms is not None else default_hold_ms(kind)
+        fault = FaultPlan(kind, first=first, count=args.inject_count, hold_ms=hold)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # link losses are reported per part
+    try:
+        return run_sim(
+            settings,
+            args.parts,
+            fault=fault,
+            role=args.role,
+            results=args.results,
+            truth_file=args.truth,
+            as_json=args.json,
+        )
+    except LinesideError as exc:
+        print(f"lineside robot-sim: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def run_sim(
+    settings: RobotSettings,
+    parts: int,
+    *,
+    fault: FaultPlan | None = None,
+    role: str = "server",
+    results: str | None = None,
+    truth_file: Path | None = None,
+    out: TextIO | None = None,
+    as_json: bool = False,
+) -> int:
+    """Run the robot program, print a line per part and the summary; the exit status."""
+    out = out or sys.stdout
+    if truth_file is not None and results is None:
+        raise LinesideError("--truth needs --results: the result stream says which image each part was")
+    truth = load_truth(truth_file) if truth_file else None
+    with ledger_listener(results) as ledger, robot_port(settings, role) as port:
+        program = RobotProgram(settings, fault, port=port)
+        report = program.run(parts, on_outcome=None if as_json else lambda o: _print_part(o, out))
+        # The result stream may trail the Modbus result by a few ms.
+        ledger.wait_for({(o.boot_id, o.seq) for o in report.outcomes if o.decision == "ACCEPT"}, 2.0)
+        judged = [judge_part(o, ledger, truth) for o in report.outcomes]
+    summary = summarise(report, judged, truth is not None)
+    if as_json:
+        for part in judged:
+            print(json.dumps({"kind": "part", **asdict(part)}), file=out)
+        print(json.dumps({"kind": "summary", **summary}), file=out, flush=True)
+    else:
+        print(render_summary(summary), file=out, flush=True)
+    return EXIT_OK if summary["ok"] else EXIT_FAILED
+
+
+# ---- ground truth ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JudgedPart:
+    """A robot outcome next to what the appliance recorded and what the part really was."""
+
+    outcome: PartOutcome
+    origin: str | None  # the image the appliance inspected (from its result stream)
+    ledger_verdict: str | None
+    defective: bool | None  # None: unknown
+    wrong_accept: bool
+    unverified_accept: bool  # accepted, truth asked for, but the part could not be matched
+
+
+def load_truth(path: Path) -> dict[str, bool]:
+    """file -> defective, keyed by the file name and by its absolute path (relative to the CSV)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise LinesideError(f"--truth {path}: cannot read ({exc.strerror})") from None
+    truth: dict[str, bool] = {}
+    for line, row in enumerate(rows, start=2):
+        name, decision = (row.get("file") or "").strip(), (row.get("decision") or "").strip().lower()
+        if not name or decision not in DEFECTIVE | GOOD:
+            raise LinesideError(f"--truth {path}:{line}: need file and decision (accept/reject), got {row}")
+        defective = decision in DEFECTIVE
+        truth[str((path.parent / name).resolve())] = defective
+        truth[Path(name).name] = defective
+    return truth
+
+
+def judge_part(outcome: PartOutcome, ledger: Ledger, truth: dict[str, bool] | None) -> JudgedPart:
+    event = ledger.events.get((outcome.boot_id, outcome.seq))
+    origin = event.result.origin if event and event.result else None
+    verdict = event.verdict.value if event and event.verdict else None
+    defective = None
+    if truth is not None and origin:
+        defective = truth.get(str(Path(origin).resolve()), truth.get(Path(origin).name))
+    accepted = outcome.decision == "ACCEPT"
+    # An ACCEPT the appliance's own ledger does not show as ACCEPT is wrong whatever the part was.
+    wrong = accepted and (defective is True or (event is not None and verdict != "ACCEPT"))
+    unverified = accepted and truth is not None and defective is None
+    return JudgedPart(outcome, origin, verdict, defective, wrong, unverified)
+
+
+class Ledger:
+    """Final inspections from the appliance's ZeroMQ PUB, keyed by (BOOT_ID, TRIGGER_SEQ)."""
+
+    def __init__(self, endpoint: str | None) -> None:
+        self.events: dict[tuple[int, int], LedgerEvent] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if endpoint is None:
+            return
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        try:
+            self._sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            self._sock.close(0)
+            self._ctx.term()
+            raise LinesideError(f"--results {endpoint}: cannot connect ({exc})") from None
+        self._wait_subscribed(endpoint, 3.0)
+        self._thread = threading.Thread(target=self._receive, name="robot-sim-ledger", daemon=True)
+        self._thread.start()
+
+    def _wait_subscribed(self, endpoint: str, timeout_s: float) -> None:
+        """A SUB misses what is published before it is connected (ZeroMQ's slow joiner): wait for the
+        handshake, then a moment for the subscription to reach the publisher."""
+        monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        try:
+            if not monitor.poll(int(timeout_s * 1000)):
+                logging.getLogger(__name__).warning("--results %s: not connected yet", endpoint)
+                return
+            recv_monitor_message(monitor)
+            time.sleep(0.05)  # once, bounded: the subscription is one message on an open connection
+        finally:
+            self._sock.disable_monitor()
+            monitor.close(0)
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            if not self._sock.poll(100):
+                continue
+            try:
+                event = LedgerEvent.model_validate_json(self._sock.recv_multipart()[0])
+            except ValueError:
+                continue  # not ours to judge; the appliance validates what it publishes
+            if event.kind == "finalised":
+                self.events[(event.trigger.boot_id, event.trigger.trigger_seq)] = event
+
+    def wait_for(self, keys: Iterable[tuple[int, int]], timeout_s: float) -> None:
+        """Wait (bounded) until the events of these parts have arrived."""
+        if self._thread is None:
+            return
+        end = time.monotonic() + timeout_s
+        while not all(k in self.events for k in keys) and time.monotonic() < end:
+            self._stop.wait(0.05)
+
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(2.0)
+        self._sock.close(0)
+        self._ctx.term()
+
+
+@contextmanager
+def ledger_listener(endpoint: str | None) -> Iterator[Ledger]:
+    ledger = Ledger(endpoint)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+# ---- role (b): the robot's registers served to lineside ---------------------------------------------
+class ServedRegisters:
+    """Role (b): the robot's general-purpose registers (22 from `base`), served over Modbus TCP for
+    lineside to write its block into and poll the robot block from; the robot reads and writes them
+    locally. drop() closes lineside's connections for a while (link-drop injection)."""
+
+    def __init__(self, host: str, port: int, base: int) -> None:
+        self._address, self._base = (host, port), base
+        self._image = [0] * reg.BLOCK_COUNT
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._drop_until = 0.0
+        self._failure: str | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    def start(self, timeout_s: float = 5.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout_s) or self._failure:
+            raise LinesideError(f"robot-sim: cannot serve on {self._address}: {self._failure or 'timeout'}")
+
+    async def _serve(self) -> None:
+        data = SimData(self._base, values=[0] * reg.BLOCK_COUNT, datatype=DataType.REGISTERS)
+        server = ModbusTcpServer(SimDevice(id=0, simdata=[data], action=self._action), address=self._address)
+        try:
+            await server.serve_forever(background=True)
+        except (RuntimeError, OSError) as exc:
+            self._failure = str(exc)
+            self._ready.set()
+            return
+        self._ready.set()
+        while not self._stopping.is_set():
+            if time.monotonic() < self._drop_until:
+                for connection in list(server.active_connections.values()):
+                    connection.close()
+            await asyncio.sleep(0.02)
+        await server.shutdown()  # type: ignore[no-untyped-call]
+
+    async def _action(  # noqa: PLR0917 (pymodbus's SimAction signature)
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        first = self._base - start_address
+        with self._lock:
+            if set_values is not None:
+                offset = address - self._base
+                self._image[offset : offset + len(set_values)] = [int(v) for v in set_values]
+            registers[first : first + reg.BLOCK_COUNT] = self._image
+        return None
+
+    def read(self, offset: int, count: int) -> list[int]:
+        with self._lock:
+            return self._image[offset : offset + count]
+
+    def write(self, offset: int, values: list[int]) -> None:
+        with self._lock:
+            self._image[offset : offset + len(values)] = values
+
+    def drop(self, hold_s: float) -> None:
+        self._drop_until = time.monotonic() + hold_s
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._thread.join(5.0)
+
+
+@contextmanager
+def robot_port(settings: RobotSettings, role: str) -> Iterator[RegisterPort | None]:
+    """None in role server (the program makes its own client); served registers in role client."""
+    if role != "client":
+        yield None
+        return
+    served = ServedRegisters(settings.host, settings.port, settings.base)
+    served.start()
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+# ---- output ------------------------------------------------------------------------------------------
+def summarise(report: RunReport, parts: list[JudgedPart], truth_known: bool) -> dict[str, Any]:
+    outcomes = report.outcomes
+    latencies = sorted(o.latency_ms for o in outcomes if o.latency_ms is not None)
+    wrong = [p.outcome.seq for p in parts if p.wrong_accept]
+    unverified = [p.outcome.seq for p in parts if p.unverified_accept]
+    summary: dict[str, Any] = {
+        "parts": len(outcomes),
+        "accepted": sum(o.decision == "ACCEPT" for o in outcomes),
+        "rejected": sum(o.decision == "REJECT" for o in outcomes),
+        "verdict_rejects": sum(o.kind == "verdict" for o in outcomes),
+        "fault_rejects": sum(o.kind == "fault" for o in outcomes),
+        "comm_rejects": sum(o.kind == "comm" for o in outcomes),
+        "truth_known": truth_known,
+        "wrong_accepts": wrong,
+        "unverified_accepts": unverified,
+        "latency_p50_ms": _percentile(latencies, 50),
+        "latency_p99_ms": _percentile(latencies, 99),
+        "line_stopped": report.line_stopped,
+        "violations": report.violations,
+        "boot_ids": report.boot_ids,
+        "error_clears": report.error_clears,
+    }
+    summary["ok"] = not (wrong or unverified or report.line_stopped or report.violations)
+    return summary
+
+
+def _percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile of sorted values; None when there are none."""
+    if not values:
+        return None
+    rank = max(1, -(-len(values) * pct // 100))
+    return round(values[int(rank) - 1], 3)
+
+
+def render_summary(s: dict[str, Any]) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} ms"
+
+    wrong = f"{len(s['wrong_accepts'])}" if s["truth_known"] else "unknown (no --truth/--results)"
+    lines = [
+        f"summary: parts {s['parts']}, accepted {s['accepted']}, rejected {s['rejected']} "
+        f"(verdict {s['verdict_rejects']}, fault {s['fault_rejects']}, comm {s['comm_rejects']}), "
+        f"wrong accepts {wrong}, latency p50 {ms(s['latency_p50_ms'])} p99 {ms(s['latency_p99_ms'])}"
+    ]
+    if s["wrong_accepts"]:
+        lines.append(f"WRONG ACCEPTS: sequences {s['wrong_accepts']}")
+    if s["unverified_accepts"]:
+        lines.append(
+            f"accepted parts with no truth (not in the result stream or truth file): "
+            f"{s['unverified_accepts']}"
+        )
+    if s["line_stopped"]:
+        lines.append(f"LINE STOPPED: {s['line_stopped']}")
+    lines += [f"PROTOCOL VIOLATION: {v}" for v in s["violations"]]
+    return "\n".join(lines)
+
+
+def _print_part(outcome: PartOutcome, out: TextIO) -> None:
+    verdict = "-" if outcome.verdict is None else _verdict_name(outcome.verdict)
+    latency = "-" if outcome.latency_ms is None else f"{outcome.latency_ms:.1f} ms"
+    injected = f" (injected {outcome.injected})" if outcome.injected else ""
+    print(
+        f"part {outcome.index + 1} seq {outcome.seq}: {outcome.decision} after {latency}, verdict {verdict}: "
+        f"{outcome.reason}{injected}",
+        file=out,
+        flush=True,
+    )
+
+
+def _verdict_name(code: int) -> str:
+    try:
+        return VerdictCode(code).name
+    except ValueError:
+        return f"{code:#05b}"
