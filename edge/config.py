@@ -72,6 +72,7 @@ class SupervisorConfig(_Section):
     start_grace_s: float = Field(60.0, gt=0, description="Time a worker may take to start (model warm-up).")
     stop_timeout_s: float = Field(3.0, gt=0, description="Bounded wait per worker at shutdown before kill.")
     restart_budget: RestartBudget = Field(default_factory=RestartBudget)
+    not_ready_warn_s: float = Field(10.0, gt=0, description="Log why the line is not READY this often.")
 
     @model_validator(mode="after")
     def _check(self) -> SupervisorConfig:

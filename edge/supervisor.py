@@ -74,6 +74,8 @@ class Supervisor:
         self.endpoints = Endpoints.in_runtime_dir(self.runtime_dir, config.publish.endpoint)
         self.zmq = zmq.Context()
         self.ready_announced = False
+        self._not_ready_since: float | None = None
+        self._last_not_ready_warning = 0.0
 
     # -- set-up ----------------------------------------------------------------------------------
     def _runtime_dir(self) -> Path:
@@ -247,12 +249,33 @@ class Supervisor:
                 self.request_stop()
 
     def _announce(self, health: Health) -> None:
+        self._warn_if_not_ready(health)
         healthy = all(s.state in ("ready", "degraded") for s in self.slots.values())
         if health.model_ready and health.camera_ready and not self.ready_announced:
             self.ready_announced = True
             self.notify("READY=1")
         if healthy:
             self.notify("WATCHDOG=1")
+
+    def _warn_if_not_ready(self, health: Health) -> None:
+        """Say why the line is not READY, every `not_ready_warn_s` while it lasts: never a silent wait."""
+        now = time.monotonic()
+        if health.model_ready and health.camera_ready:
+            self._not_ready_since = None
+            return
+        if self._not_ready_since is None:
+            self._not_ready_since = now
+        waited = now - self._not_ready_since
+        every = self.config.supervisor.not_ready_warn_s
+        if waited < every or now - self._last_not_ready_warning < every:
+            return
+        self._last_not_ready_warning = now
+        inference, capture = self.slots["inference"], self.slots["capture"]
+        why = [f"inference {inference.state}"]
+        if inference.detail.get("load_error"):
+            why.append(f"model: {inference.detail['load_error']}")
+        why.append(f"capture {capture.state}, source {capture.detail.get('source_state', 'unknown')}")
+        log.warning("not READY for %.0f s: %s", waited, "; ".join(why))
 
     def _drain(
         self, receiver: Receiver[Heartbeat] | Receiver[LedgerEvent], handle: Callable[..., None]

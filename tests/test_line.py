@@ -53,9 +53,12 @@ def _read_block(client: ModbusTcpClient) -> list[int]:
     return list(rr.registers)
 
 
-def _trigger_and_wait(client: ModbusTcpClient, seq: int, deadline_s: float = 3.0) -> list[int]:
-    """Act as the robot: write TRIGGER_SEQ and poll until the result for it is published."""
-    assert not client.write_register(reg.TRIGGER_SEQ, seq, device_id=1).isError()
+def _trigger_and_wait(
+    client: ModbusTcpClient, seq: int, deadline_s: float = 3.0, write: bool = True
+) -> list[int]:
+    """Act as the robot: write TRIGGER_SEQ (unless already written) and poll until its result is published."""
+    if write:
+        assert not client.write_register(reg.TRIGGER_SEQ, seq, device_id=1).isError()
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         block = _read_block(client)

@@ -226,3 +226,15 @@ def test_mbpoll_sees_the_heartbeat_move_during_a_run(tmp_path: Path) -> None:
             beats.append(int(proc.stdout.split("[1]:")[1].split()[0]))
             time.sleep(0.3)
     assert len(set(beats)) == 3 and all(b > 0 for b in beats)
+
+
+def test_a_line_that_cannot_become_ready_says_why_instead_of_waiting_silently(tmp_path: Path) -> None:
+    config, _ = make_station(tmp_path, "g", extra={"supervisor": {"not_ready_warn_s": 0.5}})
+    onnx = tmp_path / "model" / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"tampered")
+    with running_line(config) as line:
+        said_why = lambda: any("not READY" in t and "degraded" in t for t in line.stderr)  # noqa: E731
+        line.wait_for(said_why, 30, "a not-READY warning naming the model")
+    warning = next(text for text in line.stderr if "not READY" in text and "degraded" in text)
+    assert "inference degraded" in warning and "sha256" in warning and "refused" in warning
+    assert line.part_lines() == []  # free-run never triggers a part it cannot inspect

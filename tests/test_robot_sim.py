@@ -217,12 +217,12 @@ def test_repeated_identical_trigger_writes_never_retrigger_a_part(station: Stati
     assert sorted(ids) == sorted(wanted), "every part exactly one record: no re-trigger"
 
 
-def test_torn_reads_are_caught_by_check_and_never_accepted(station: Station) -> None:
+def test_torn_reads_are_caught_by_check_read_again_and_never_judged(station: Station) -> None:
     fault = FaultPlan(Inject.TORN_READ, first=0, count=14, torn_gap_ms=25.0)
     report, _ = _drive(station, 14, fault)
-    torn = [o for o in report.outcomes if "CHECK mismatch" in o.reason]
-    assert torn, "a 25 ms gap between the halves tears some reads; CHECK must catch them"
-    assert all(o.decision == "REJECT" and o.kind == "comm" for o in torn)
+    assert report.check_mismatches > 0, "a 25 ms gap between the halves tears some reads; CHECK must see it"
+    # A torn read is never judged: the part is decided on a later, consistent read.
+    assert all(o.kind in ("accepted", "verdict") for o in report.outcomes), report.outcomes
 
 
 def test_link_dropped_and_restored_mid_part_then_the_line_goes_on(station: Station) -> None:

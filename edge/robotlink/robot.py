@@ -182,16 +182,16 @@ def judge(
     error = block[reg.ERROR_CODE]
     if code != VerdictCode.ACCEPT:
         return _not_accept(code, error, block)
-    status = StatusBit(block[reg.STATUS] & 0x1F)
-    problems: list[tuple[RejectKind, str]] = [
-        ("comm", "late: result seen after the deadline") if late else ("accepted", ""),
-        ("fault", "STATUS READY is off") if not status & StatusBit.READY else ("accepted", ""),
-        ("fault", "STATUS ERROR is set") if status & StatusBit.ERROR else ("accepted", ""),
-        ("comm", "appliance HEARTBEAT frozen") if not heartbeat_fresh else ("accepted", ""),
-        ("fault", f"ACCEPT with ERROR_CODE {error}") if error else ("accepted", ""),
-    ]
-    for kind, why in problems:
-        if kind != "accepted":
+    status = block[reg.STATUS]
+    checks: tuple[tuple[bool, RejectKind, str], ...] = (
+        (late, "comm", "late: result seen after the deadline"),
+        (not status & StatusBit.READY, "fault", "STATUS READY is off"),
+        (bool(status & StatusBit.ERROR), "fault", "STATUS ERROR is set"),
+        (not heartbeat_fresh, "comm", "appliance HEARTBEAT frozen"),
+        (error != 0, "fault", f"ACCEPT with ERROR_CODE {error}"),
+    )
+    for failed, kind, why in checks:
+        if failed:
             return "REJECT", kind, why
     return "ACCEPT", "accepted", "ACCEPT"
 
@@ -227,26 +227,17 @@ class _Part:
     ) -> PartOutcome:
         """The outcome; what the result registers said only when they held a result for this part."""
         decision, kind, reason = judged
-        injected = None if self.injected is None else self.injected.value
         boot = self.boot or 0
-        if block is None or block[reg.RESULT_SEQ] != self.seq or block[reg.BOOT_ID] != boot:
-            return PartOutcome(
-                self.index, self.seq, boot, decision, kind, reason, None, None, 0, injected=injected
-            )
-        code, _ = reg.split_result_word(block[reg.RESULT_WORD])
+        ours = block is not None and block[reg.RESULT_SEQ] == self.seq and block[reg.BOOT_ID] == boot
+        if block is None or not ours:
+            code, error, defect, score = None, 0, 0, 0
+        else:
+            code = reg.split_result_word(block[reg.RESULT_WORD])[0]
+            error, defect, score = block[reg.ERROR_CODE], block[reg.DEFECT_CODE], block[reg.SCORE]
+        latency = None if latency_ms is None or not ours else round(latency_ms, 3)
+        injected = None if self.injected is None else self.injected.value
         return PartOutcome(
-            self.index,
-            self.seq,
-            boot,
-            decision,
-            kind,
-            reason,
-            None if latency_ms is None else round(latency_ms, 3),
-            code,
-            block[reg.ERROR_CODE],
-            block[reg.DEFECT_CODE],
-            block[reg.SCORE],
-            injected,
+            self.index, self.seq, boot, decision, kind, reason, latency, code, error, defect, score, injected
         )
 
 
@@ -358,82 +349,6 @@ class RobotProgram:
                 last = seen
             except LinkDownError as exc:
                 last = str(exc)
-            self.stop.wait(0.05)
-        raise LinkDownError(f"robot: appliance not READY within {self.s.ready_timeout_s:.0f} s ({last})")
-
-    def run(self, parts: int, on_outcome: Callable[[PartOutcome], None] | None = None) -> RunReport:
-        """start(), then `parts` parts or until the line is stopped or `stop` is set; always closes."""
-        try:
-            self.start()
-            for index in range(parts):
-                if self.stop.is_set():
-                    break
-                outcome = self.inspect_part(index)
-                if on_outcome is not None:
-                    on_outcome(outcome)
-                if self.report.line_stopped:
-                    break
-        finally:
-            self.close()
-        return self.report
-
-    def close(self) -> None:
-        self.port.close()
-
-    def inspect_part(self, index: int) -> PartOutcome:
-        """Trigger one part, poll until the deadline, decide, ACK; counts toward the line-stop rule."""
-        self._wait_takt()
-        injected = self._injection(index)
-        boot = self._prepare()
-        self._seq = reg.next_seq(self._seq)
-        slow = injected == Inject.SLOW and self.fault is not None
-        deadline_ms = self.fault.slow_deadline_ms if slow and self.fault else self.s.deadline_ms
-        outcome = self._cycle(_Part(index, self._seq, boot, deadline_ms, injected, time.monotonic()))
-        self.report.outcomes.append(outcome)
-        self._comm_streak = self._comm_streak + 1 if outcome.kind == "comm" else 0
-        if self.s.stop_after and self._comm_streak >= self.s.stop_after:
-            self.report.line_stopped = (
-                f"{self._comm_streak} communication rejects in a row (last: {outcome.reason})"
-            )
-        return outcome
-
-    # ---- one part ----------------------------------------------------------------------------------
-    def _cycle(self, part: _Part) -> PartOutcome:
-        """Write the trigger, poll until a result for it or the deadline; re-write it after a link loss."""
-        deadline = part.t0 + part.deadline_ms / 1000.0
-        written, last = False, "no answer"
-        while not self.stop.is_set():
-            self._service()
-            if time.monotonic() > deadline:
-                break
-            try:
-                if not written or part.injected == Inject.REPEAT_TRIGGER:
-                    self._write(reg.TRIGGER_SEQ, [part.seq])  # rewriting the same value never re-triggers
-                    if not written:
-                        written = True
-                        self._after_trigger(part.injected)
-                        continue
-                block = self._read_block(torn=part.injected == Inject.TORN_READ)
-                now = time.monotonic()
-                part.boot = block[reg.BOOT_ID] if part.boot is None else part.boot  # down at the trigger
-                if block[reg.CHECK] != reg.check_word(block):
-                    # A torn read (e.g. one UR signal per register) proves nothing either way: read again.
-                    self.report.check_mismatches += 1
-                    last = "CHECK mismatch: torn or corrupt read"
-                    judged = None
-                else:
-                    judged = judge(
-                        block, part.seq, part.boot, late=now > deadline, heartbeat_fresh=self._fresh()
-                    )
-                if judged is not None:
-                    if part.injected == Inject.REPEAT_TRIGGER:
-                        self._check_no_retrigger(part.seq, block)
-                    self._ack(part.seq)
-                    return part.outcome(judged, block, (now - part.t0) * 1000.0)
-                else:
-                    last = f"TRIGGER_ACK_SEQ {block[reg.TRIGGER_ACK_SEQ]}, RESULT_SEQ {block[reg.RESULT_SEQ]}"
-            except LinkDownError as exc:
-                last = str(exc)
             self.stop.wait(max(0.0, min(self.s.poll_ms / 1000.0, deadline - time.monotonic())))
         self._ack(part.seq)
         why = f"deadline: no result for {part.seq} within {part.deadline_ms:.0f} ms ({last})"
@@ -487,7 +402,7 @@ class RobotProgram:
                 self._write(reg.CONTROL, [ControlBit.ENABLE])
                 self.report.error_clears += 1
         except LinkDownError:
-            return self._boot
+            pass  # the trigger write that follows meets the same link and decides
         return self._boot
 
     def _initialise(self, boot: int) -> None:
@@ -503,18 +418,15 @@ class RobotProgram:
 
     def _read_block(self, torn: bool = False) -> list[int]:
         if not torn:
-            block = self._port_read(reg.LINESIDE_FIRST, reg.LINESIDE_COUNT)
+            block = self.port.read(reg.LINESIDE_FIRST, reg.LINESIDE_COUNT)
         else:
             half = reg.LINESIDE_COUNT // 2  # CHECK is in the upper half; read it first
-            upper = self._port_read(half, half)
+            upper = self.port.read(half, half)
             gap = self.fault.torn_gap_ms / 1000.0 if self.fault else 0.0
             self.stop.wait(gap)
-            block = self._port_read(0, half) + upper
+            block = self.port.read(0, half) + upper
         self._saw_heartbeat(block[reg.HEARTBEAT])
         return block
-
-    def _port_read(self, offset: int, count: int) -> list[int]:
-        return self.port.read(offset, count)
 
     def _write(self, offset: int, values: list[int]) -> None:
         self.port.write(offset, [int(v) for v in values])
@@ -548,12 +460,7 @@ class RobotProgram:
         return (time.monotonic() - seen[1]) * 1000.0 <= self.s.appliance_stale_ms
 
     def _wait_takt(self) -> None:
-        if self.s.takt_ms > 0:
-            wait = self._last_trigger_t + self.s.takt_ms / 1000.0 - time.monotonic()
-            while wait > 0 and not self.stop.is_set():
-                self._service()
-                self.stop.wait(min(wait, self.s.heartbeat_ms / 2000.0))
-                wait = self._last_trigger_t + self.s.takt_ms / 1000.0 - time.monotonic()
+        self._idle(self._last_trigger_t + self.s.takt_ms / 1000.0 - time.monotonic())
         self._last_trigger_t = time.monotonic()
 
     def _injection(self, index: int) -> Inject | None:

@@ -169,10 +169,20 @@ class RobotLinkWorker(Worker):
                 if self.interlock is not None:
                     self.interlock.set(event.raised, event.reason)  # never blocks: run() drives it
             elif isinstance(event, RecipeRequested):
-                # An unknown number is kept and reported: inference answers FAULT (recipe) for it.
-                self.recipe = event.number
-                self.handshake.set_recipe(event.number)
-                log.info("recipe %d requested", event.number)
+                self._select_recipe(event.number)
+
+    def _select_recipe(self, number: int) -> None:
+        """RECIPE from the robot; 0 means the configured default. Takes effect from the next trigger
+        (a recipe written in the same request as a trigger applies to that trigger's part)."""
+        chosen = number or self.config.default_recipe
+        recipe = self.config.recipe(chosen)
+        if recipe is None:
+            # Not a silent keep: ACTIVE_RECIPE echoes the request and every part is an ERROR (recipe).
+            log.error("recipe %d requested but not configured: parts will be FAULT (recipe)", chosen)
+        else:
+            log.info("recipe %d (%s) selected", chosen, recipe.name)
+        self.recipe = chosen
+        self.handshake.set_recipe(chosen)
 
     def _trigger_of(self, seq: int, part_seq: int, boot_id: int, t: float, source: str) -> Trigger:
         return Trigger(

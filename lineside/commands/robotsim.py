@@ -380,6 +380,7 @@ def summarise(report: RunReport, parts: list[JudgedPart], truth_known: bool) -> 
         "violations": report.violations,
         "boot_ids": report.boot_ids,
         "error_clears": report.error_clears,
+        "check_mismatches": report.check_mismatches,
     }
     summary["ok"] = not (wrong or unverified or report.line_stopped or report.violations)
     return summary
@@ -410,6 +411,8 @@ def render_summary(s: dict[str, Any]) -> str:
             f"accepted parts with no truth (not in the result stream or truth file): "
             f"{s['unverified_accepts']}"
         )
+    if s["check_mismatches"]:
+        lines.append(f"torn reads caught by CHECK and read again: {s['check_mismatches']}")
     if s["line_stopped"]:
         lines.append(f"LINE STOPPED: {s['line_stopped']}")
     lines += [f"PROTOCOL VIOLATION: {v}" for v in s["violations"]]
