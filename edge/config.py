@@ -37,9 +37,10 @@ class StationConfig(_Section):
 class TriggerConfig(_Section):
     """What starts an inspection."""
 
-    mode: Literal["free_run", "robot"] = Field(
+    mode: Literal["free_run", "robot", "hardware"] = Field(
         "robot",
-        description="free_run: trigger itself every takt; robot: each new TRIGGER_SEQ over Modbus.",
+        description="free_run: trigger itself every takt; robot: each new TRIGGER_SEQ over Modbus; "
+        "hardware: every frame a hardware-triggered camera delivers is a part (live sources, buffer fifo).",
     )
     takt_ms: float = Field(
         200.0, ge=0.0, description="free_run: minimum time between triggers (0 = as fast as parts finish)."
@@ -109,6 +110,10 @@ class LinesideConfig(_Section):
         numbers = [r.number for r in self.recipes]
         if len(set(numbers)) != len(numbers):
             raise ValueError("recipe numbers must be unique")
+        if self.trigger.mode == "hardware" and (
+            self.source.kind not in ("camera", "stream") or self.source.buffer != "fifo"
+        ):
+            raise ValueError("trigger.mode hardware needs a camera or stream source with buffer: fifo")
         if self.default_recipe not in numbers:
             raise ValueError(f"default_recipe {self.default_recipe} is not one of the recipes {numbers}")
         return self

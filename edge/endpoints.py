@@ -13,6 +13,7 @@ class Endpoints(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     triggers: str  # robot link -> capture
+    arrivals: str  # capture -> robot link (hardware trigger: a frame came, register a part)
     frames: str  # capture -> inference
     results: str  # capture/inference -> robot link
     ledger: str  # robot link -> recorder
@@ -28,6 +29,7 @@ class Endpoints(BaseModel):
 
         return cls(
             triggers=ipc("triggers"),
+            arrivals=ipc("arrivals"),
             frames=ipc("frames"),
             results=ipc("results"),
             ledger=ipc("ledger"),

@@ -30,6 +30,7 @@ class Trigger(Message):
     t_trigger: float = Field(description="time.monotonic() at the trigger (system-wide clock).")
     wall_trigger: float = Field(description="time.time() at the trigger, for records.")
     budget_ms: float = Field(gt=0, description="Publish budget: a result later than this is not applied.")
+    frame_ref: int | None = Field(None, description="Hardware trigger: the announced frame this part is.")
 
     def age_ms(self, now_monotonic: float) -> float:
         return (now_monotonic - self.t_trigger) * 1000.0
@@ -43,6 +44,14 @@ class FrameHeader(Message):
     origin: str
     shape: tuple[int, int, int]
     capture_ms: float
+
+
+class PartArrival(Message):
+    """Hardware-trigger mode: the camera delivered a frame on its own trigger, so a part is here."""
+
+    frame_ref: int = Field(ge=1, description="Capture's number for the frame; comes back on the trigger.")
+    t_capture: float
+    origin: str
 
 
 class ModelRef(Message):

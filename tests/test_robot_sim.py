@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from edge.errors import ErrorCode
+from edge.errors import ErrorCode, LinesideError
 from edge.records.query import query
 from edge.robotlink import registers as reg
 from edge.robotlink.registers import StatusBit, VerdictCode
@@ -96,6 +96,35 @@ def test_no_single_flipped_verdict_bit_and_no_cleared_block_reads_as_accept() ->
         assert judged is None or judged[0] == "REJECT", bin(flipped)
     assert judge([0] * reg.LINESIDE_COUNT, 77, 0, late=False, heartbeat_fresh=True) is None
     assert judge(_block(RESULT_SEQ=76), 77, 5, late=False, heartbeat_fresh=True) is None  # not ours yet
+
+
+def test_truth_file_with_an_unknown_decision_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.csv"
+    truth.write_text("file,decision,classes\npart_1.png,reject,chip\npart_2.png,maybe,\n")
+    with pytest.raises(LinesideError, match=r"truth.csv:3: need file and decision"):
+        load_truth(truth)
+
+
+def test_cli_without_an_appliance_exits_2_with_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lineside.cli",
+            "robot-sim",
+            "--port",
+            str(free_port()),
+            "--ready-timeout",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("lineside robot-sim: robot: appliance not READY")
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 # ---- a real line ----------------------------------------------------------------------------------------

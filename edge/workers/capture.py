@@ -2,16 +2,19 @@
 
 A part whose frame cannot be had (camera lost, corrupt or wrong-sized frame, inference not taking
 frames) gets a FAULT result sent straight to the robot link: it never waits for a timeout to fail.
+In hardware-trigger mode the camera decides when a part is there: every frame it delivers is
+announced to the robot link, which registers the part and sends its trigger back for that frame.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 
 from edge.errors import ErrorCode
-from edge.messages import FrameHeader, Result, Trigger
-from edge.sources.base import FrameError, FrameSource, SourceState, SourceUnavailable
+from edge.messages import FrameHeader, PartArrival, Result, Trigger
+from edge.sources.base import Frame, FrameError, FrameSource, SourceState, SourceUnavailable
 from edge.sources.config import open_source
 from edge.transport import Receiver, Sender
 from edge.workers.base import Worker
@@ -22,6 +25,8 @@ TRIGGER_POLL_MS = 50
 # How long a frame may wait for inference to take it (a socket still connecting after a restart);
 # longer means inference is busy or hung, and the part is failed at once rather than queued.
 FRAME_SEND_WAIT_MS = 100
+HARDWARE_READ_S = 0.02  # hardware mode: how long one step waits for the camera's next frame
+MAX_HELD_FRAMES = 8  # hardware mode: frames waiting for their part's trigger
 
 
 class CaptureWorker(Worker):
@@ -34,6 +39,11 @@ class CaptureWorker(Worker):
         # instead of parts queueing up behind it and all timing out.
         self.frames: Sender[FrameHeader] = Sender(self.zmq, ep.frames, FrameHeader, hwm=2, immediate=True)
         self.results: Sender[Result] = Sender(self.zmq, ep.results, Result, hwm=1000)
+        self.hardware = self.config.trigger.mode == "hardware"
+        self.arrivals: Sender[PartArrival] = Sender(self.zmq, ep.arrivals, PartArrival, hwm=100)
+        # Hardware mode: announced frames (or the error a bad frame gave) waiting for their part's trigger.
+        self.held: OrderedDict[int, Frame | FrameError] = OrderedDict()
+        self.frame_refs = 0
         self.source: FrameSource = open_source(self.config.source)  # opened, or LinesideError
         self.counts = {"frames": 0, "frame_faults": 0, "camera_faults": 0, "overload": 0, "stale_triggers": 0}
         self._delivered = False
@@ -52,10 +62,43 @@ class CaptureWorker(Worker):
         }
 
     def step(self) -> None:
-        got = self.triggers.recv(TRIGGER_POLL_MS)
+        if self.hardware:
+            self._watch_camera()
+        got = self.triggers.recv(0 if self.hardware else TRIGGER_POLL_MS)
         if got is not None:
             self._capture(got[0])
         self._update_detail()
+
+    def _watch_camera(self) -> None:
+        """Hardware trigger: a frame from the camera means a part; announce it to the robot link."""
+        item: Frame | FrameError
+        try:
+            frame = self.source.read(timeout_s=HARDWARE_READ_S)
+            item, origin, t_capture = frame, frame.origin, frame.timestamp
+        except FrameError as exc:
+            item, origin, t_capture = exc, "bad frame", time.monotonic()
+        except SourceUnavailable:
+            return  # no trigger fired (or the camera is lost): no part
+        if len(self.held) >= MAX_HELD_FRAMES:
+            # Its part's trigger finds no frame and faults; pairing is by reference, so no part gets
+            # another part's frame.
+            self.counts["overload"] += 1
+            log.error("hardware trigger: %d frames wait for triggers; dropping the oldest", len(self.held))
+            self.held.popitem(last=False)
+        self.frame_refs += 1
+        self.held[self.frame_refs] = item
+        self.arrivals.send(PartArrival(frame_ref=self.frame_refs, t_capture=t_capture, origin=origin))
+
+    def _read_for(self, trigger: Trigger, remaining_s: float) -> Frame:
+        """The frame for this trigger: the camera's oldest unclaimed frame (hardware) or a fresh read."""
+        if not self.hardware:
+            return self.source.read(timeout_s=remaining_s)
+        item = self.held.pop(trigger.frame_ref, None) if trigger.frame_ref is not None else None
+        if item is None:
+            raise SourceUnavailable("hardware trigger: frame for this part was dropped", self.source.state)
+        if isinstance(item, FrameError):
+            raise item
+        return item
 
     def _capture(self, trigger: Trigger) -> None:
         remaining_s = (trigger.budget_ms - trigger.age_ms(time.monotonic())) / 1000.0
@@ -66,7 +109,7 @@ class CaptureWorker(Worker):
             return
         started = time.monotonic()
         try:
-            frame = self.source.read(timeout_s=remaining_s)
+            frame = self._read_for(trigger, remaining_s)
         except FrameError as exc:
             self.counts["frame_faults"] += 1
             self._fault(trigger, ErrorCode.FRAME, str(exc))
@@ -96,7 +139,7 @@ class CaptureWorker(Worker):
         self.results.send(Result.fault(trigger, error, reason))
 
     def teardown(self) -> None:
-        for closer in ("source", "triggers", "frames", "results"):
+        for closer in ("source", "triggers", "frames", "results", "arrivals"):
             obj = getattr(self, closer, None)
             if obj is not None:
                 obj.close()

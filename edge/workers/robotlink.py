@@ -17,7 +17,7 @@ import zmq
 import zmq.asyncio
 
 from edge.errors import ErrorCode
-from edge.messages import Health, LedgerEvent, Result, Trigger
+from edge.messages import Health, LedgerEvent, PartArrival, Result, Trigger
 from edge.robotlink.client import RobotLinkClient
 from edge.robotlink.events import (
     Event,
@@ -53,21 +53,13 @@ class RobotLinkWorker(Worker):
         self.dropped = 0
         self.health: Health | None = None
         self.part_done = asyncio.Event()
+        self._arriving_frame: int | None = None
         ep = self.endpoints
         self.triggers: Sender[Trigger] = Sender(self.zmq, ep.triggers, Trigger, hwm=100)
         self.ledger: Sender[LedgerEvent] = Sender(self.zmq, ep.ledger, LedgerEvent, hwm=100000)
         self.publisher: Sender[LedgerEvent] = Sender(
             self.zmq, ep.publish, LedgerEvent, bind=True, pub=True, hwm=10000
         )
-        actx = zmq.asyncio.Context.shadow(self.zmq)
-        results_sock = actx.socket(zmq.PULL)
-        results_sock.setsockopt(zmq.LINGER, 0)
-        results_sock.bind(ep.results)
-        health_sock = actx.socket(zmq.SUB)
-        health_sock.setsockopt(zmq.LINGER, 0)
-        health_sock.setsockopt(zmq.CONFLATE, 1)
-        health_sock.setsockopt(zmq.SUBSCRIBE, b"")
-        health_sock.connect(ep.health)
         # The line interlock output (None for kind none) starts raised: fail closed until the robot is seen.
         self.interlock = line_interlock(cfg.robot_link.interlock)
         self.server: RobotLinkServer | RobotLinkClient = (
@@ -75,36 +67,59 @@ class RobotLinkWorker(Worker):
             if cfg.robot_link.role == "client"
             else RobotLinkServer(cfg.robot_link, self.handshake, self.apply)
         )
-        stop = asyncio.Event()
+        inputs = self._open_inputs()
         try:
             await self.server.start()
             self.state = "ready"
             log.info("robot link %s, BOOT_ID %d", self._describe_link(), self.handshake.boot_id)
-            tasks = [
-                asyncio.create_task(self.server.run_ticks(stop)),
-                asyncio.create_task(self._receive_results(results_sock)),
-                asyncio.create_task(self._receive_health(health_sock)),
-                asyncio.create_task(self._free_run()),
-            ]
-            if self.interlock is not None:
-                tasks.append(asyncio.create_task(self.interlock.run(stop)))
-            await self._supervise(stop)
-            stop.set()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with suppress(asyncio.CancelledError):
-                    await task
+            await self._run(*inputs)
         finally:
             # Parts still in flight are failed, recorded and published before the server goes.
             self.apply(self.handshake.shutdown())
             await self.server.stop()
             if self.interlock is not None:
                 await self.interlock.close()  # raised: nothing watches the robot any more
-            results_sock.close(0)
-            health_sock.close(0)
+            for sock in inputs:
+                sock.close(0)
             for sender in (self.triggers, self.ledger, self.publisher):
                 sender.close()
+
+    def _open_inputs(self) -> tuple[zmq.asyncio.Socket, zmq.asyncio.Socket, zmq.asyncio.Socket]:
+        """Results (capture/inference), health (supervisor) and hardware-trigger arrivals (capture)."""
+        actx = zmq.asyncio.Context.shadow(self.zmq)
+        ep = self.endpoints
+        results, health, arrivals = actx.socket(zmq.PULL), actx.socket(zmq.SUB), actx.socket(zmq.PULL)
+        for sock in (results, health, arrivals):
+            sock.setsockopt(zmq.LINGER, 0)
+        health.setsockopt(zmq.CONFLATE, 1)  # only the newest health matters
+        health.setsockopt(zmq.SUBSCRIBE, b"")
+        results.bind(ep.results)
+        health.connect(ep.health)
+        arrivals.bind(ep.arrivals)
+        return results, health, arrivals
+
+    async def _run(
+        self, results: zmq.asyncio.Socket, health: zmq.asyncio.Socket, arrivals: zmq.asyncio.Socket
+    ) -> None:
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self.server.run_ticks(stop)),
+            asyncio.create_task(self._receive_results(results)),
+            asyncio.create_task(self._receive_health(health)),
+            asyncio.create_task(self._free_run()),
+            asyncio.create_task(self._receive_arrivals(arrivals)),
+        ]
+        if self.interlock is not None:
+            tasks.append(asyncio.create_task(self.interlock.run(stop)))
+        try:
+            await self._supervise(stop)
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
 
     def _describe_link(self) -> str:
         link = self.config.robot_link
@@ -194,6 +209,7 @@ class RobotLinkWorker(Worker):
             t_trigger=t,
             wall_trigger=time.time() - (time.monotonic() - t),
             budget_ms=self.config.robot_link.publish_budget_ms,
+            frame_ref=self._arriving_frame if source == "internal" else None,
         )
 
     def _on_trigger(self, event: TriggerRequested) -> None:
@@ -261,6 +277,24 @@ class RobotLinkWorker(Worker):
                 log.error("bad health message: %s", str(exc).splitlines()[0])
                 continue
             self.apply(self.handshake.set_ready(self.health.model_ready, self.health.camera_ready))
+
+    async def _receive_arrivals(self, sock: zmq.asyncio.Socket) -> None:
+        """Hardware trigger: every frame the camera announces is registered as a part, by the same path
+        as any trigger; its trigger names the frame, so a part can only ever be judged on its own frame."""
+        while True:
+            parts = await sock.recv_multipart()
+            try:
+                arrival, _ = decode_parts(PartArrival, parts, self.endpoints.arrivals)
+            except TransportError as exc:
+                log.error("%s", exc)
+                continue
+            if self.config.trigger.mode != "hardware":
+                continue
+            self._arriving_frame = arrival.frame_ref
+            try:
+                self.apply(self.handshake.trigger_internal())
+            finally:
+                self._arriving_frame = None
 
     async def _free_run(self) -> None:
         """free_run mode: trigger the next part once the last is finalised and the takt has passed."""

@@ -85,8 +85,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.parts < 1 or args.deadline_ms <= 0 or args.poll_ms <= 0:
-        print("lineside robot-sim: --parts, --deadline-ms and --poll-ms must be positive", file=sys.stderr)
+    if (
+        min(args.parts, args.inject_count) < 1
+        or min(args.deadline_ms, args.poll_ms) <= 0
+        or args.stop_after < 0
+    ):
+        print(
+            "lineside robot-sim: --parts, --inject-count, --deadline-ms and --poll-ms must be positive, "
+            "--stop-after >= 0",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     base = args.base if args.base is not None else (UR_GP_BASE if args.role == "client" else 0)
     settings = RobotSettings(
@@ -174,15 +182,17 @@ def load_truth(path: Path) -> dict[str, bool]:
             rows = list(csv.DictReader(fh))
     except OSError as exc:
         raise LinesideError(f"--truth {path}: cannot read ({exc.strerror})") from None
-    truth: dict[str, bool] = {}
+    by_path: dict[str, bool] = {}
+    by_name: dict[str, set[bool]] = {}
     for line, row in enumerate(rows, start=2):
         name, decision = (row.get("file") or "").strip(), (row.get("decision") or "").strip().lower()
         if not name or decision not in DEFECTIVE | GOOD:
             raise LinesideError(f"--truth {path}:{line}: need file and decision (accept/reject), got {row}")
-        defective = decision in DEFECTIVE
-        truth[str((path.parent / name).resolve())] = defective
-        truth[Path(name).name] = defective
-    return truth
+        by_path[str((path.parent / name).resolve())] = decision in DEFECTIVE
+        by_name.setdefault(Path(name).name, set()).add(decision in DEFECTIVE)
+    # A bare file name is a key only where it is unambiguous (same name in two folders: paths only).
+    names = {name: next(iter(kinds)) for name, kinds in by_name.items() if len(kinds) == 1}
+    return {**names, **by_path}
 
 
 def judge_part(outcome: PartOutcome, ledger: Ledger, truth: dict[str, bool] | None) -> JudgedPart:
