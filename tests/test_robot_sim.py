@@ -190,6 +190,7 @@ def _injected(report: RunReport) -> list[PartOutcome]:
     return [o for o in report.outcomes if o.injected]
 
 
+@pytest.mark.slow
 def test_cli_decides_30_known_parts_with_no_wrong_accept(station: Station) -> None:
     proc = subprocess.run(
         [
@@ -213,6 +214,7 @@ def test_cli_decides_30_known_parts_with_no_wrong_accept(station: Station) -> No
     assert decided.count(("ACCEPT", False)) + decided.count(("REJECT", True)) >= 28, decided
 
 
+@pytest.mark.slow
 def test_deadline_the_appliance_cannot_meet_rejects_those_parts_and_no_late_result_leaks(
     station: Station,
 ) -> None:
@@ -223,6 +225,7 @@ def test_deadline_the_appliance_cannot_meet_rejects_those_parts_and_no_late_resu
     assert any(o.decision == "ACCEPT" for o in after) and all(o.kind != "comm" for o in after)
 
 
+@pytest.mark.slow
 def test_session_change_mid_part_forgets_the_part_and_it_is_never_accepted(station: Station) -> None:
     report, _ = _drive(station, 6, FaultPlan(Inject.SESSION_CHANGE, first=2, count=1), deadline_ms=400)
     (forgotten,) = _injected(report)
@@ -232,6 +235,7 @@ def test_session_change_mid_part_forgets_the_part_and_it_is_never_accepted(stati
     assert any(o.decision == "ACCEPT" for o in report.outcomes[3:])
 
 
+@pytest.mark.slow
 def test_repeated_identical_trigger_writes_never_retrigger_a_part(station: Station) -> None:
     report, _ = _drive(station, 8, FaultPlan(Inject.REPEAT_TRIGGER, first=0, count=8))
     assert all(o.kind in ("accepted", "verdict") for o in report.outcomes)
@@ -246,6 +250,7 @@ def test_repeated_identical_trigger_writes_never_retrigger_a_part(station: Stati
     assert sorted(ids) == sorted(wanted), "every part exactly one record: no re-trigger"
 
 
+@pytest.mark.slow
 def test_torn_reads_are_caught_by_check_read_again_and_never_judged(station: Station) -> None:
     fault = FaultPlan(Inject.TORN_READ, first=0, count=14, torn_gap_ms=25.0)
     report, _ = _drive(station, 14, fault)
@@ -254,6 +259,7 @@ def test_torn_reads_are_caught_by_check_read_again_and_never_judged(station: Sta
     assert all(o.kind in ("accepted", "verdict") for o in report.outcomes), report.outcomes
 
 
+@pytest.mark.slow
 def test_link_dropped_and_restored_mid_part_then_the_line_goes_on(station: Station) -> None:
     fault = FaultPlan(Inject.LINK_DROP, first=2, count=2, hold_ms=250.0)
     report, _ = _drive(station, 8, fault)
@@ -263,6 +269,7 @@ def test_link_dropped_and_restored_mid_part_then_the_line_goes_on(station: Stati
     assert any(o.decision == "ACCEPT" for o in report.outcomes[4:])
 
 
+@pytest.mark.slow
 def test_robot_heartbeat_stopped_gets_parts_refused_then_the_line_recovers(station: Station) -> None:
     fault = FaultPlan(Inject.HEARTBEAT_STOP, first=2, count=2, hold_ms=1300.0)
     report, _ = _drive(station, 8, fault)
@@ -302,6 +309,7 @@ def _kill_and_recover(st: Station, worker: str, **settings: Any) -> RunReport:
     return report
 
 
+@pytest.mark.slow
 def test_inference_worker_killed_mid_part_is_restarted_and_no_part_is_wrongly_accepted(
     station: Station,
 ) -> None:
@@ -309,6 +317,7 @@ def test_inference_worker_killed_mid_part_is_restarted_and_no_part_is_wrongly_ac
     assert len(report.boot_ids) == 1
 
 
+@pytest.mark.slow
 def test_robot_link_worker_killed_mid_part_new_boot_id_voids_the_part_in_flight(station: Station) -> None:
     report = _kill_and_recover(station, "robotlink", deadline_ms=3000)
     assert len(report.boot_ids) == 2, "the restarted robot link has a new BOOT_ID"
@@ -317,6 +326,7 @@ def test_robot_link_worker_killed_mid_part_new_boot_id_voids_the_part_in_flight(
     assert voided and all("BOOT_ID changed" in o.reason or "deadline" in o.reason for o in voided)
 
 
+@pytest.mark.slow
 def test_role_client_lineside_writes_into_the_robots_registers_and_no_stale_result_is_accepted(
     tmp_path: Path,
 ) -> None:
