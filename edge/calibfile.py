@@ -6,13 +6,13 @@ them, through the same pydantic model, and refuses one made for another camera r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import LinesideError
 from edge.geometry import Scale
+from edge.jsonmodel import read_json_model
 
 CALIBRATION_SCHEMA = 1
 
@@ -59,18 +59,7 @@ class CalibrationFile(_Strict):
 
 def load_calibration(path: Path) -> CalibrationFile:
     """Read and validate a calibration file; one-line LinesideError naming the file and field."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LinesideError(f"{path}: calibration file missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LinesideError(f"{path}: unreadable calibration file ({exc})") from None
-    try:
-        calibration = CalibrationFile.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise LinesideError(f"{path}: field '{where}': {first['msg']}") from None
+    calibration = read_json_model(path, CalibrationFile, "calibration file")
     if calibration.schema_version != CALIBRATION_SCHEMA:
         raise LinesideError(f"{path}: schema {calibration.schema_version} is not {CALIBRATION_SCHEMA}")
     return calibration

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.errors import LinesideError
+from edge.jsonmodel import read_json_model
 
 CARD_FILE = "card.json"
 CARD_SCHEMA = 1
@@ -103,19 +104,7 @@ def sha256_file(path: Path) -> str:
 
 def read_card(model_dir: Path) -> ModelCard:
     """Read and validate `card.json` in `model_dir`; raise LinesideError with one line on any problem."""
-    card_path = model_dir / CARD_FILE
-    try:
-        raw = json.loads(card_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LinesideError(f"{card_path}: model card missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LinesideError(f"{card_path}: unreadable model card ({exc})") from None
-    try:
-        return ModelCard.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "card"
-        raise LinesideError(f"{card_path}: field '{where}': {first['msg']}") from None
+    return read_json_model(model_dir / CARD_FILE, ModelCard, "model card")
 
 
 def load_verified(model_dir: Path) -> tuple[ModelCard, Path]:

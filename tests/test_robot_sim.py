@@ -1,5 +1,6 @@
-"""The robot program (`edge.robotlink.robot`, `lineside robot-sim`) against a real `lineside run`: known
-parts (bright = defective), the appliance's result stream as the witness, and every robot-side fault."""
+"""The robot program (`edge.robotlink.robot`, its rules in `.robotrules`, `lineside robot-sim`) against a real
+`lineside run`: known parts (bright = defective), the appliance's result stream as the witness, and every
+robot-side fault."""
 
 from __future__ import annotations
 
@@ -21,25 +22,10 @@ from edge.errors import ErrorCode, LinesideError
 from edge.records.query import query
 from edge.robotlink import registers as reg
 from edge.robotlink.registers import StatusBit, VerdictCode
-from edge.robotlink.robot import (
-    FaultPlan,
-    Inject,
-    PartOutcome,
-    RegisterPort,
-    RobotProgram,
-    RobotSettings,
-    RunReport,
-    judge,
-)
-from lineside.commands.robotsim import (
-    UR_GP_BASE,
-    JudgedPart,
-    Ledger,
-    ServedRegisters,
-    judge_part,
-    load_truth,
-    summarise,
-)
+from edge.robotlink.robot import FaultPlan, Inject, PartOutcome, RobotProgram, RunReport
+from edge.robotlink.robotrules import RegisterPort, RobotSettings, judge
+from lineside.commands.robotsim import UR_GP_BASE, JudgedPart, Ledger, judge_part, load_truth, summarise
+from lineside.commands.robotsim_served import ServedRegisters
 from tests.line import RunningLine, free_port, make_station, running_line
 
 PATTERN = "gdgddgdggd"  # part_000.png .. part_009.png, replayed in a loop: g = good, d = defective

@@ -23,10 +23,11 @@ from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.events import Event
 from edge.robotlink.handshake import Handshake
 from edge.robotlink.registers import StatusBit
+from edge.robotlink.ticker import TICK_PERIOD_S, run_ticks
 
 log = logging.getLogger(__name__)
 
-TICK_PERIOD_S = 0.01
+
 _DEADLINE_MARGIN_S = 0.1  # the application's own bound on a request, beyond pymodbus's timeout
 _RESULT_ZEROS = [0] * (reg.CHECKED_LAST - reg.CHECKED_FIRST + 1)
 _UNPUBLISHED_BITS = ~(StatusBit.RESULT_VALID | StatusBit.BUSY)
@@ -124,12 +125,7 @@ class RobotLinkClient:
 
     async def run_ticks(self, stop: asyncio.Event, period_s: float = TICK_PERIOD_S) -> None:
         """Call Handshake.tick() every period_s until stop is set (heartbeat, budget, robot staleness)."""
-        while not stop.is_set():
-            events = self._handshake.tick()
-            if events:
-                self._on_events(events)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), period_s)
+        await run_ticks(self._handshake, self._on_events, stop, period_s)
 
     # ---- the connection task ----
     async def _run(self) -> None:

@@ -24,13 +24,13 @@ from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.events import Event
 from edge.robotlink.handshake import Handshake
 from edge.robotlink.security import ConnectionGuard, guarded_server, server_ssl_context
+from edge.robotlink.ticker import TICK_PERIOD_S, run_ticks
 
 log = logging.getLogger(__name__)
 
 # Register function codes only: no coils or discrete inputs (in the shared block they would overlay
 # registers). 6, 22 and 23 also read (pymodbus reads back after the write, or before a mask write).
 _REGISTER_CODES = frozenset({3, 4, 6, 16, 22, 23})
-TICK_PERIOD_S = 0.01
 
 
 class _Listener:
@@ -158,12 +158,7 @@ class RobotLinkServer:
 
     async def run_ticks(self, stop: asyncio.Event, period_s: float = TICK_PERIOD_S) -> None:
         """Call Handshake.tick() every period_s until stop is set (heartbeat, budget, robot staleness)."""
-        while not stop.is_set():
-            events = self._handshake.tick()
-            if events:
-                self._on_events(events)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), period_s)
+        await run_ticks(self._handshake, self._on_events, stop, period_s)
 
     async def _action(  # noqa: PLR0917 (the signature is pymodbus's SimAction)
         self,

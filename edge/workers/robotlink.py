@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextlib import suppress
+from typing import TypeVar
 
 import zmq
 import zmq.asyncio
 
 from edge.errors import ErrorCode
-from edge.messages import Health, LedgerEvent, PartArrival, Result, Trigger
+from edge.messages import Health, LedgerEvent, Message, PartArrival, Result, Trigger
 from edge.robotlink.client import RobotLinkClient
 from edge.robotlink.events import (
     Event,
@@ -34,6 +36,8 @@ from edge.transport import Sender, TransportError, decode_parts
 from edge.workers.base import Worker
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
 
 
 class RobotLinkWorker(Worker):
@@ -104,10 +108,12 @@ class RobotLinkWorker(Worker):
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(self.server.run_ticks(stop)),
-            asyncio.create_task(self._receive_results(results)),
-            asyncio.create_task(self._receive_health(health)),
+            asyncio.create_task(self._receive(results, Result, self.endpoints.results, self._on_result)),
+            asyncio.create_task(self._receive(health, Health, self.endpoints.health, self._on_health)),
+            asyncio.create_task(
+                self._receive(arrivals, PartArrival, self.endpoints.arrivals, self._on_arrival)
+            ),
             asyncio.create_task(self._free_run()),
-            asyncio.create_task(self._receive_arrivals(arrivals)),
         ]
         if self.interlock is not None:
             tasks.append(asyncio.create_task(self.interlock.run(stop)))
@@ -258,43 +264,33 @@ class RobotLinkWorker(Worker):
         latency_ms = (time.monotonic() - result.trigger.t_trigger) * 1000.0
         self.apply(self.handshake.on_result(part_seq, result.decision(), latency_ms, result.trigger.boot_id))
 
-    async def _receive_results(self, sock: zmq.asyncio.Socket) -> None:
+    async def _receive(
+        self, sock: zmq.asyncio.Socket, message_type: type[M], endpoint: str, handle: Callable[[M], None]
+    ) -> None:
+        """Decode each message and hand it on; a malformed one is logged and skipped, never fatal."""
         while True:
             parts = await sock.recv_multipart()
             try:
-                result, _ = decode_parts(Result, parts, self.endpoints.results)
+                message, _ = decode_parts(message_type, parts, endpoint)
             except TransportError as exc:
                 log.error("%s", exc)
                 continue
-            self._on_result(result)
+            handle(message)
 
-    async def _receive_health(self, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            raw = await sock.recv()
-            try:
-                self.health = Health.model_validate_json(raw)
-            except ValueError as exc:
-                log.error("bad health message: %s", str(exc).splitlines()[0])
-                continue
-            self.apply(self.handshake.set_ready(self.health.model_ready, self.health.camera_ready))
+    def _on_health(self, health: Health) -> None:
+        self.health = health
+        self.apply(self.handshake.set_ready(health.model_ready, health.camera_ready))
 
-    async def _receive_arrivals(self, sock: zmq.asyncio.Socket) -> None:
+    def _on_arrival(self, arrival: PartArrival) -> None:
         """Hardware trigger: every frame the camera announces is registered as a part, by the same path
         as any trigger; its trigger names the frame, so a part can only ever be judged on its own frame."""
-        while True:
-            parts = await sock.recv_multipart()
-            try:
-                arrival, _ = decode_parts(PartArrival, parts, self.endpoints.arrivals)
-            except TransportError as exc:
-                log.error("%s", exc)
-                continue
-            if self.config.trigger.mode != "hardware":
-                continue
-            self._arriving_frame = arrival.frame_ref
-            try:
-                self.apply(self.handshake.trigger_internal())
-            finally:
-                self._arriving_frame = None
+        if self.config.trigger.mode != "hardware":
+            return
+        self._arriving_frame = arrival.frame_ref
+        try:
+            self.apply(self.handshake.trigger_internal())
+        finally:
+            self._arriving_frame = None
 
     async def _free_run(self) -> None:
         """free_run mode: trigger the next part once the last is finalised and the takt has passed."""
