@@ -1,1 +1,1 @@
-"""Model artifacts shipped with lineside: models/<name>/<version>/ with model.onnx and card.json. Data only."""
+"""Model artifacts shipped with lineside: models/<name>/<version>/ = model.onnx + card.json (data)."""
