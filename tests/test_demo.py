@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,22 @@ def test_demo_model_passes_no_defective_demo_part(tmp_path: Path) -> None:
         name for name, verdict in outcomes.items() if verdict == "ACCEPT" and truth[name] == "reject"
     )
     assert escapes == []
+
+
+def test_robot_sim_drives_the_demo_with_no_wrong_accepts(tmp_path: Path) -> None:
+    line = subprocess.Popen(
+        [sys.executable, "-m", "lineside.cli", "run", "--trigger", "robot", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sim = lineside("robot-sim", "--demo", "--parts", "30", "--json", timeout=180)
+    finally:
+        line.send_signal(signal.SIGTERM)
+        line.communicate(timeout=30)
+    assert sim.returncode == 0, sim.stdout[-2000:] + sim.stderr[-2000:]
+    rows = [json.loads(text) for text in sim.stdout.splitlines()]
+    summary = rows[-1]
+    assert summary["parts"] == 30 and summary["truth_known"] and summary["wrong_accepts"] == [], summary
+    assert len(query(tmp_path / "records" / "records.db")) == 30

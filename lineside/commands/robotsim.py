@@ -26,6 +26,7 @@ from edge.robotlink.registers import VerdictCode
 from edge.robotlink.robot import FaultPlan, Inject, PartOutcome, RobotProgram, RunReport, default_hold_ms
 from edge.robotlink.robotrules import RegisterPort, RobotSettings
 from lineside.commands.robotsim_served import ServedRegisters
+from lineside.demo import DEMO_RESULTS, demo_parts_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEFECTIVE = frozenset({"reject", "defective", "bad", "ng", "nok"})
@@ -34,6 +35,8 @@ UR_GP_BASE = 128  # UR's general-purpose holding registers 128..255
 
 EXAMPLES = """examples:
   lineside robot-sim --parts 50                          against `lineside run` on 127.0.0.1:5020
+  lineside robot-sim --demo --parts 200                  against `lineside run --trigger robot` (the demo),
+                                                         counting wrong accepts from the demo parts' truth
   lineside robot-sim --inject session-change --json      a fault case, one JSON object per line
   lineside robot-sim --results tcp://127.0.0.1:5571 --truth parts/truth.csv   count wrong accepts
   lineside robot-sim --role client --port 5502           serve the robot's registers (lineside role client)
@@ -69,6 +72,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--results", metavar="ENDPOINT", help="the appliance's ZeroMQ PUB of final inspections")
     p.add_argument("--ready-timeout", type=float, default=30.0, help="seconds to wait for READY")
     p.add_argument("--json", action="store_true", help="one JSON object per part, then the summary")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="against the demo line (`lineside run --trigger robot`): its result stream and its parts' truth",
+    )
     p.set_defaults(handler=handle)
 
 
@@ -109,8 +117,8 @@ def handle(args: argparse.Namespace) -> int:
             args.parts,
             fault=fault,
             role=args.role,
-            results=args.results,
-            truth_file=args.truth,
+            results=args.results or (DEMO_RESULTS if args.demo else None),
+            truth_file=args.truth or (demo_parts_dir() / "truth.csv" if args.demo else None),
             as_json=args.json,
         )
     except LinesideError as exc:

@@ -16,6 +16,7 @@ from lineside.commands.summary import RunSummary
 EXAMPLES = """examples:
   lineside run                          the embedded demo line (demo model, Modbus on 127.0.0.1:5020)
   lineside run --max-parts 50           the demo, stopping cleanly after 50 inspections
+  lineside run --trigger robot          the demo, triggered by a robot (try: lineside robot-sim --demo)
   lineside run /etc/lineside/line.yaml  a real station
   lineside run --check line.yaml        validate a config and exit 0 (valid) or 1 (names the field)
 """
@@ -36,16 +37,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--max-parts", type=int, metavar="N", help="stop cleanly after N inspections")
     parser.add_argument("--state-dir", type=Path, help="demo only: where records go (default: XDG state dir)")
     parser.add_argument("--quiet", action="store_true", help="no line per part, only the summary")
+    parser.add_argument(
+        "--trigger",
+        choices=("free_run", "robot"),
+        help="override trigger.mode; `--trigger robot` lets a robot (or lineside robot-sim) drive the demo",
+    )
     parser.set_defaults(handler=handle)
 
 
-def resolve_config(config_path: Path | None, state_dir: Path | None, max_parts: int | None) -> LinesideConfig:
+def resolve_config(
+    config_path: Path | None, state_dir: Path | None, max_parts: int | None, trigger: str | None = None
+) -> LinesideConfig:
     if config_path is None:
         from lineside.demo import demo_config
 
         config = demo_config(state_dir)
     else:
         config = load_config(config_path)
+    if trigger is not None and trigger != config.trigger.mode:
+        updates: dict[str, object] = {"trigger": config.trigger.model_copy(update={"mode": trigger})}
+        if config_path is None:
+            # The demo's 60-part limit is one pass of its free-running takt; a robot decides how many.
+            updates["max_parts"] = None
+        config = config.model_copy(update=updates)
     if max_parts is not None:
         if max_parts < 1:
             raise LinesideError("--max-parts: must be at least 1")
@@ -55,7 +69,7 @@ def resolve_config(config_path: Path | None, state_dir: Path | None, max_parts: 
 
 def handle(args: argparse.Namespace) -> int:
     try:
-        config = resolve_config(args.config, args.state_dir, args.max_parts)
+        config = resolve_config(args.config, args.state_dir, args.max_parts, args.trigger)
     except LinesideError as exc:
         print(f"lineside run: {exc}", file=sys.stderr)
         return 1

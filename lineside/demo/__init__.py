@@ -11,6 +11,7 @@ import yaml
 from edge.config import LinesideConfig, parse_config
 
 DEMO_MODEL = ("demo", "1.0.0")
+DEMO_RESULTS = "tcp://127.0.0.1:5571"  # the demo's stream of final inspections (demo.yaml publish.endpoint)
 
 
 def demo_parts_dir() -> Path:
