@@ -57,7 +57,8 @@ def evaluate(parts: Sequence[ScoredPart], thresholds: Mapping[str, float]) -> Op
     classes = list(thresholds)
     scores = _scores(parts, classes)
     limits = np.array([thresholds[c] for c in classes])
-    rejected = [bool(r) for r in (scores >= limits).any(axis=1)] if classes else [False] * len(parts)
+    hits = np.asarray(scores >= limits).any(axis=1) if classes else np.zeros(len(parts), dtype=bool)
+    rejected = [bool(r) for r in np.atleast_1d(hits)]
     escapes = tuple(p.name for p, r in zip(parts, rejected, strict=True) if p.defective and not r)
     overkills = tuple(p.name for p, r in zip(parts, rejected, strict=True) if r and not p.defective)
     defective = sum(p.defective for p in parts)
