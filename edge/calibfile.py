@@ -6,10 +6,13 @@ them, through the same pydantic model, and refuses one made for another camera r
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.atomic import atomic_write_text
 from edge.errors import LinesideError
 from edge.geometry import Scale
 from edge.jsonmodel import read_json_model
@@ -55,6 +58,30 @@ class CalibrationFile(_Strict):
                 f"this frame is {width}x{height}: recalibrate"
             )
         return Scale(self.scale.mm_per_px) if self.scale is not None else None
+
+
+def save_calibration(path: Path, calibration: CalibrationFile) -> Path:
+    """Write atomically (temp file, fsync, rename), keeping the file it replaces as `<name>.prev`."""
+    text = json.dumps(calibration.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2) + "\n"
+    return atomic_write_text(path, text, keep_previous=True)
+
+
+def update_calibration(path: Path, camera: CameraFrame, **sections: object) -> CalibrationFile:
+    """Replace some sections of the file at `path` (created if absent), keep the others, save atomically.
+
+    A file made for another frame size cannot be updated piecemeal: its other sections would not fit.
+    """
+    current = load_calibration(path) if path.exists() else CalibrationFile(camera=camera)
+    if current.camera != camera:
+        raise LinesideError(
+            f"{path}: made for {current.camera.width}x{current.camera.height} frames, these are "
+            f"{camera.width}x{camera.height}: start a new calibration file"
+        )
+    updated = current.model_copy(update={**sections, "created": datetime.now(timezone.utc).isoformat()})
+    # Re-validate: model_copy does not, and the sections came from a command's own computation.
+    updated = CalibrationFile.model_validate(updated.model_dump(by_alias=True))
+    save_calibration(path, updated)
+    return updated
 
 
 def load_calibration(path: Path) -> CalibrationFile:

@@ -80,3 +80,19 @@ def test_bad_calibration_files_are_refused_in_one_line_naming_the_field(
         load_calibration(path)
     assert message in str(caught.value) and str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_update_keeps_other_sections_and_the_previous_file_and_refuses_another_resolution(
+    tmp_path: Path,
+) -> None:
+    from edge.calibfile import CameraFrame, ScaleSection, update_calibration
+
+    path = tmp_path / "station.json"
+    camera = CameraFrame(width=640, height=480)
+    update_calibration(path, camera, scale=ScaleSection(mm_per_px=0.2, method="first"))
+    update_calibration(path, camera, scale=ScaleSection(mm_per_px=0.25, method="second"))
+    assert load_calibration(path).scale.mm_per_px == 0.25  # type: ignore[union-attr]
+    assert load_calibration(tmp_path / "station.json.prev").scale.mm_per_px == 0.2  # type: ignore[union-attr]
+    with pytest.raises(LinesideError, match="made for 640x480 frames"):
+        update_calibration(path, CameraFrame(width=1280, height=960), scale=None)
+    assert load_calibration(path).scale.mm_per_px == 0.25  # type: ignore[union-attr]

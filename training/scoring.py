@@ -10,7 +10,7 @@ from edge.detector.detector import Detector
 from edge.errors import LinesideError
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
-from training.thresholds import ScoredPart
+from edge.thresholds import ScoredPart
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 FLOOR = 0.01  # report weak detections too, so thresholds can be chosen below the card's floor
