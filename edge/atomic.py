@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+DEFAULT_MODE = 0o644
 
 
 def atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) -> Path:
@@ -17,6 +20,8 @@ def atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; the replacement keeps the old file's mode (new files: 0644).
+        os.fchmod(fd, stat.S_IMODE(path.stat().st_mode) if path.exists() else DEFAULT_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

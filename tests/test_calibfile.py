@@ -96,3 +96,15 @@ def test_update_keeps_other_sections_and_the_previous_file_and_refuses_another_r
     with pytest.raises(LinesideError, match="made for 640x480 frames"):
         update_calibration(path, CameraFrame(width=1280, height=960), scale=None)
     assert load_calibration(path).scale.mm_per_px == 0.25  # type: ignore[union-attr]
+
+
+def test_atomic_write_keeps_the_replaced_files_mode_and_new_files_are_0644(tmp_path: Path) -> None:
+    import stat
+
+    from edge.atomic import atomic_write_text
+
+    fresh = atomic_write_text(tmp_path / "new.json", "{}")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    fresh.chmod(0o640)
+    atomic_write_text(fresh, '{"a": 1}')
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640 and fresh.read_text() == '{"a": 1}'
