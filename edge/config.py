@@ -60,6 +60,17 @@ class RecipeConfig(_Section):
     calibration: Path | None = Field(None, description="Calibration file giving mm per pixel (optional).")
 
 
+class StationCheckConfig(_Section):
+    """The check of focus, exposure and pose against the calibration's reference, at start."""
+
+    mode: Literal["block", "warn", "off"] = Field(
+        "block",
+        description="block: a FAIL keeps the line out of READY (every trigger is an ERROR) until restarted "
+        "after the station is fixed; warn: log it and run; off: no check. Applies when the default "
+        "recipe's calibration file has a reference (lineside calibrate check --set-reference).",
+    )
+
+
 class RestartBudget(_Section):
     count: int = Field(5, ge=0, description="Restarts allowed per worker within the window.")
     window_s: float = Field(60.0, gt=0, description="Sliding window for the restart budget.")
@@ -103,6 +114,7 @@ class LinesideConfig(_Section):
     records: RecordsConfig
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    station_check: StationCheckConfig = Field(default_factory=StationCheckConfig)
     max_parts: int | None = Field(None, ge=1, description="Stop cleanly after this many inspections.")
 
     @model_validator(mode="after")

@@ -275,6 +275,8 @@ class Supervisor:
         if inference.detail.get("load_error"):
             why.append(f"model: {inference.detail['load_error']}")
         why.append(f"capture {capture.state}, source {capture.detail.get('source_state', 'unknown')}")
+        if capture.detail.get("station_check", "pass") != "pass":
+            why.append(str(capture.detail["station_check"]))
         log.warning("not READY for %.0f s: %s", waited, "; ".join(why))
 
     def _drain(

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "lineside.commands.inspect",
     "lineside.commands.records",
     "lineside.commands.robotsim",
+    "lineside.commands.calibrate",
 )
 
 

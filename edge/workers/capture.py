@@ -12,10 +12,12 @@ import logging
 import time
 from collections import OrderedDict
 
-from edge.errors import ErrorCode
+from edge.calibfile import load_calibration
+from edge.errors import ErrorCode, LinesideError
 from edge.messages import FrameHeader, PartArrival, Result, Trigger
 from edge.sources.base import Frame, FrameError, FrameSource, SourceState, SourceUnavailable
 from edge.sources.config import open_source
+from edge.stationcheck import StationReference
 from edge.transport import Receiver, Sender
 from edge.workers.base import Worker
 
@@ -47,7 +49,30 @@ class CaptureWorker(Worker):
         self.source: FrameSource = open_source(self.config.source)  # opened, or LinesideError
         self.counts = {"frames": 0, "frame_faults": 0, "camera_faults": 0, "overload": 0, "stale_triggers": 0}
         self._delivered = False
+        self.station_check = self._check_station()
         self._update_detail()
+
+    def _check_station(self) -> str:
+        """Focus, exposure and pose of a first raw frame against the reference; '' = passed or not checked."""
+        mode = self.config.station_check.mode
+        recipe = self.config.recipe(self.config.default_recipe)
+        if mode == "off" or recipe is None or recipe.calibration is None:
+            return ""
+        if load_calibration(recipe.calibration).reference is None:
+            return ""
+        try:
+            reference = StationReference.load(recipe.calibration)
+            frame = self.source.read(timeout_s=self.config.source.open_timeout_s)
+            report = reference.check(frame.image, origin=frame.origin)
+        except LinesideError as exc:  # no reference image, no frame: the station is unchecked
+            report_lines, failed = [f"station check could not run: {exc}"], True
+        else:
+            report_lines, failed = report.lines(), report.failed
+        for line in report_lines:
+            (log.error if failed else log.info)("station check: %s", line)
+        if failed and mode == "block":
+            return "station check FAIL: " + "; ".join(report_lines)
+        return ""
 
     def _update_detail(self) -> None:
         state = self.source.state
@@ -56,7 +81,8 @@ class CaptureWorker(Worker):
         self.detail = {
             "source": self.source.describe(),
             "source_state": state.value.lower(),
-            "camera_ready": state is SourceState.RUNNING and self._delivered,
+            "camera_ready": state is SourceState.RUNNING and self._delivered and not self.station_check,
+            "station_check": self.station_check or "pass",
             "source_ended": state in (SourceState.ENDED, SourceState.FAILED),
             **self.counts,
         }

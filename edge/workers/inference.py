@@ -9,35 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge.calibfile import CalibrationFile, load_calibration
-from edge.config import RecipeConfig
 from edge.detector.detector import Detector
-from edge.detector.errors import InferenceError, InvalidFrame
 from edge.errors import ErrorCode, LinesideError
+from edge.inspector import Inspector
 from edge.messages import FrameHeader, ImageNote, ModelRef, Result
-from edge.rules import RulesConfig, check_rules, decide, near_threshold, rules_from_card
 from edge.transport import Receiver, Sender
 from edge.workers.base import Worker
 
 log = logging.getLogger(__name__)
 
 FRAME_POLL_MS = 50
-
-
-@dataclass
-class LoadedRecipe:
-    """A recipe with its detector loaded and warmed up."""
-
-    config: RecipeConfig
-    detector: Detector
-    model: ModelRef
-    rules: RulesConfig
-    calibration: CalibrationFile | None
 
 
 class InferenceWorker(Worker):
@@ -49,7 +34,7 @@ class InferenceWorker(Worker):
         self.results: Sender[Result] = Sender(self.zmq, ep.results, Result, hwm=1000)
         self.images: Sender[ImageNote] = Sender(self.zmq, ep.images, ImageNote, hwm=50)
         self.counts = {"inspected": 0, "faults": 0, "stale_frames": 0}
-        self.recipes: dict[int, LoadedRecipe] = {}
+        self.recipes: dict[int, Inspector] = {}
         self.load_error = ""
         try:
             self.recipes = self._load_recipes()
@@ -60,9 +45,9 @@ class InferenceWorker(Worker):
             log.error("model refused: %s", exc)
         self.detail = {"load_error": self.load_error, **self.counts}
 
-    def _load_recipes(self) -> dict[int, LoadedRecipe]:
+    def _load_recipes(self) -> dict[int, Inspector]:
         detectors: dict[Path, Detector] = {}
-        loaded: dict[int, LoadedRecipe] = {}
+        loaded: dict[int, Inspector] = {}
         for recipe in self.config.recipes:
             model_dir = recipe.model.resolve()
             if model_dir not in detectors:
@@ -77,14 +62,9 @@ class InferenceWorker(Worker):
                     detector.card.name,
                     detector.card.version,
                 )
-            detector = detectors[model_dir]
-            card = detector.card
-            # A rule naming a class the model does not know is a config error: refuse it now, not per part.
-            rules = recipe.rules if recipe.rules is not None else rules_from_card(card)
-            check_rules(rules, card.classes)
-            ref = ModelRef(name=card.name, version=card.version, sha256=card.sha256)
-            calibration = load_calibration(recipe.calibration) if recipe.calibration is not None else None
-            loaded[recipe.number] = LoadedRecipe(recipe, detector, ref, rules, calibration)
+            # A rule naming a class the model does not know, a calibration for another model or lens:
+            # refused now, for the whole recipe, not discovered part by part.
+            loaded[recipe.number] = Inspector.load(recipe, detectors[model_dir])
         return loaded
 
     def step(self) -> None:
@@ -116,26 +96,13 @@ class InferenceWorker(Worker):
             return Result.fault(
                 trigger, ErrorCode.RECIPE, f"recipe {trigger.recipe} is not configured", **extra
             )
-        extra.update(model=loaded.model, recipe_name=loaded.config.name)
-        try:
-            detected = loaded.detector.detect(image)
-        except (InferenceError, InvalidFrame) as exc:
-            return Result.fault(trigger, exc.error_code, str(exc), **extra)
-        classes = loaded.detector.card.classes
-        try:
-            scale = (
-                loaded.calibration.scale_for(image.shape, str(loaded.config.calibration))
-                if loaded.calibration is not None
-                else None
-            )
-        except LinesideError as exc:  # a frame of another size than the calibrated one
-            return Result.fault(trigger, ErrorCode.CALIBRATION, str(exc), **extra)
-        try:
-            decision = decide(
-                detected.detections, image.shape, loaded.rules, loaded.config.roi, classes, scale
-            )
-        except LinesideError as exc:  # e.g. the ROI does not fit this frame size
-            return Result.fault(trigger, ErrorCode.RECIPE, str(exc), **extra)
+        card = loaded.detector.card
+        extra.update(
+            model=ModelRef(name=card.name, version=card.version, sha256=card.sha256),
+            recipe_name=loaded.recipe.name,
+        )
+        inspection = loaded.inspect(image)
+        decision = inspection.decision
         return Result(
             trigger=trigger,
             verdict=decision.verdict,
@@ -143,9 +110,9 @@ class InferenceWorker(Worker):
             error_code=decision.error,
             top_class_id=decision.top_class_id,
             top_confidence=decision.top_confidence,
-            detections=tuple(d.to_json() for d in detected.detections),
-            timings_ms={"capture": header.capture_ms, **detected.timings_ms},
-            near_threshold=near_threshold(detected.detections, loaded.rules),
+            detections=tuple(d.to_json() for d in inspection.detections),
+            timings_ms={"capture": header.capture_ms, **inspection.timings_ms},
+            near_threshold=inspection.near_threshold,
             **extra,
         )
 

@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.calibfile import load_calibration
 from edge.config import RecipeConfig, load_config
 from edge.detector.config import DetectorConfig
 from edge.detector.detector import Detector
 from edge.errors import ErrorCode, LinesideError
 from edge.inspection import Decision
-from edge.rules import decide, rules_from_card
+from edge.inspector import Inspection, Inspector
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
 
@@ -66,9 +65,7 @@ def iter_images(paths: list[Path]) -> Iterator[Path]:
 
 def _recipe(args: argparse.Namespace, detector: Detector) -> RecipeConfig:
     if args.config is None:
-        return RecipeConfig(
-            number=0, name="inspect", model=detector.model_dir, rules=rules_from_card(detector.card)
-        )
+        return RecipeConfig(number=0, name="inspect", model=detector.model_dir)
     config = load_config(args.config)
     number = args.recipe if args.recipe is not None else config.default_recipe
     recipe = config.recipe(number)
@@ -90,33 +87,21 @@ def _model_dir(args: argparse.Namespace) -> Path:
     return demo_model_dir()
 
 
-def judge(path: Path, detector: Detector, recipe: RecipeConfig, floor: float | None) -> dict[str, Any]:
+def judge(path: Path, inspector: Inspector, floor: float | None) -> dict[str, Any]:
     """One image's verdict as the JSON object `lineside inspect --json` prints."""
-    source_cfg = SourceConfig(kind="folder", path=path.parent)
     try:
-        image = read_image_file(path, source_cfg)
-        result = detector.detect(image, conf_floor=floor)
+        image = read_image_file(path, SourceConfig(kind="folder", path=path.parent))
     except LinesideError as exc:
-        decision = Decision.fault(ErrorCode.FRAME, str(exc))
-        return {
-            "image": str(path),
-            "verdict": decision.verdict.value,
-            "reasons": list(decision.reasons),
-            "detections": [],
-        }
-    rules = recipe.rules if recipe.rules is not None else rules_from_card(detector.card)
-    try:
-        scale = load_calibration(recipe.calibration).scale_for(image.shape) if recipe.calibration else None
-        decision = decide(result.detections, image.shape, rules, recipe.roi, detector.card.classes, scale)
-    except LinesideError as exc:
-        decision = Decision.fault(ErrorCode.CALIBRATION, str(exc))
+        inspection = Inspection(Decision.fault(ErrorCode.FRAME, str(exc)))
+    else:
+        inspection = inspector.inspect(image, conf_floor=floor)
     return {
         "image": str(path),
-        "verdict": decision.verdict.value,
-        "reasons": list(decision.reasons),
+        "verdict": inspection.decision.verdict.value,
+        "reasons": list(inspection.decision.reasons),
         "detections": [
             {"class": d.class_name, "confidence": round(d.confidence, 4), "box": [round(v, 1) for v in d.box]}
-            for d in result.detections
+            for d in inspection.detections
         ],
     }
 
@@ -127,13 +112,13 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     try:
         detector = Detector(_model_dir(args), DetectorConfig())
-        recipe = _recipe(args, detector)
+        inspector = Inspector.load(_recipe(args, detector), detector)
     except LinesideError as exc:
         print(f"lineside inspect: {exc}", file=sys.stderr)
         return 2
     faults = 0
     for path in iter_images(args.paths):
-        outcome = judge(path, detector, recipe, args.min_confidence)
+        outcome = judge(path, inspector, args.min_confidence)
         faults += outcome["verdict"] == "FAULT"
         if args.json:
             print(json.dumps(outcome), flush=True)

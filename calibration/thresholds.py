@@ -1,0 +1,161 @@
+"""`calibrate thresholds`: per-class reject confidences from this station's own golden samples.
+
+The runtime's detector scores every good and defective sample at a low confidence floor (only detections
+inside the calibrated ROI count, as at runtime); edge.thresholds picks thresholds that meet the target
+escape rate at the lowest overkill. Minimum sizes are not part of the choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from calibration.frames import camera_of, list_images, load_if_present, read_image, runtime_frame
+from edge.calibfile import CalibrationFile, CameraFrame, update_calibration
+from edge.calibsections import ThresholdsSection
+from edge.detector.detector import Detector
+from edge.errors import LinesideError
+from edge.rules import RoiConfig
+from edge.thresholds import LOWEST, Operating, ScoredPart, choose_thresholds
+
+NAMES_SHOWN = 8  # parts listed behind an escape or overkill figure
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Thresholds proposed for a model on one station's samples, and what they gave there."""
+
+    operating: Operating
+    parts: tuple[ScoredPart, ...]
+    camera: CameraFrame
+    target_escape: float
+    model: str
+    model_sha256: str
+
+    @property
+    def good(self) -> int:
+        return sum(not p.defective for p in self.parts)
+
+    @property
+    def bad(self) -> int:
+        return sum(p.defective for p in self.parts)
+
+    @property
+    def reachable(self) -> bool:
+        return self.operating.escape_rate <= self.target_escape
+
+    def section(self) -> ThresholdsSection:
+        return ThresholdsSection(
+            per_class=self.operating.thresholds,
+            model=self.model,
+            model_sha256=self.model_sha256,
+            target_escape=self.target_escape,
+            escape_rate=self.operating.escape_rate,
+            overkill_rate=self.operating.overkill_rate,
+            good_samples=self.good,
+            bad_samples=self.bad,
+            chosen=datetime.now(timezone.utc).isoformat(),
+        )
+
+    def lines(self) -> list[str]:
+        """What a technician reads before confirming: each threshold with the parts behind it."""
+        op = self.operating
+        out = [f"model {self.model}, {self.good} good and {self.bad} defective samples:"]
+        for cls, threshold in op.thresholds.items():
+            out.append(
+                f"  {cls:<16} reject at confidence >= {threshold:.4f}  ({self._evidence(cls, threshold)})"
+            )
+        out.append(
+            f"  escape  {op.escape_rate:6.1%}  ({len(op.escapes)} of {self.bad} defective accepted)"
+            + _names(op.escapes)
+        )
+        out.append(
+            f"  overkill {op.overkill_rate:5.1%}  ({len(op.overkills)} of {self.good} good rejected)"
+            + _names(op.overkills)
+        )
+        if not self.reachable:
+            out.append(
+                f"  target escape {self.target_escape:.1%} is NOT reachable on these samples even at the "
+                f"floor {LOWEST}: the model misses the defective parts listed"
+            )
+        return out
+
+    def _evidence(self, cls: str, threshold: float) -> str:
+        good = [(p.best.get(cls, 0.0), p.name) for p in self.parts if not p.defective]
+        caught = sum(p.best.get(cls, 0.0) >= threshold for p in self.parts if p.defective)
+        top_score, top_name = max(good)
+        return f"catches {caught} defective; highest good {top_score:.4f} {top_name}"
+
+
+def _names(names: tuple[str, ...]) -> str:
+    if not names:
+        return ""
+    more = f", ... {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return ": " + ", ".join(names[:NAMES_SHOWN]) + more
+
+
+def score_folder(
+    detector: Detector,
+    folder: Path,
+    defective: bool,
+    calibration: CalibrationFile | None,
+    camera: CameraFrame | None,
+) -> tuple[list[ScoredPart], CameraFrame]:
+    """Each image's best confidence per class inside the ROI, on the frame as the runtime sees it.
+
+    Every image must have one frame size (the calibration's, when there is one).
+    """
+    roi = RoiConfig()
+    if calibration is not None and calibration.roi is not None:
+        roi = calibration.roi.in_pixel_space(calibration.intrinsics_id())
+    parts = []
+    for path in list_images(folder):
+        image = read_image(path)
+        size = camera_of(image)
+        if camera is None:
+            camera = size
+        elif size != camera:
+            raise LinesideError(
+                f"{path}: {size.width}x{size.height}, but the station's frames are "
+                f"{camera.width}x{camera.height}"
+            )
+        image = runtime_frame(calibration, image, str(path))
+        detections = detector.detect(image, conf_floor=LOWEST).detections
+        centres = np.array([d.centre for d in detections], dtype=np.float64).reshape(-1, 2)
+        inside = [d for d, keep in zip(detections, roi.contains(centres), strict=True) if keep]
+        name = f"{folder.name}/{path.relative_to(folder).as_posix()}"
+        parts.append(ScoredPart.from_detections(name, defective, inside))
+    if camera is None:  # list_images refuses an empty folder; this keeps mypy and readers sure
+        raise LinesideError(f"{folder}: no images")
+    return parts, camera
+
+
+def propose_thresholds(
+    detector: Detector, good_dir: Path, bad_dir: Path, calibration_path: Path, target_escape: float = 0.0
+) -> Proposal:
+    """Score both folders (with the calibration's ROI and frame size, if the file exists) and choose."""
+    if not 0.0 <= target_escape <= 1.0:
+        raise LinesideError(f"--target-escape {target_escape}: must be between 0 and 1")
+    existing = load_if_present(calibration_path)
+    camera = existing.camera if existing else None
+    good, camera = score_folder(detector, good_dir, False, existing, camera)
+    bad, camera = score_folder(detector, bad_dir, True, existing, camera)
+    parts = good + bad
+    card = detector.card
+    operating = choose_thresholds(parts, card.classes, target_escape=target_escape)
+    return Proposal(
+        operating=operating,
+        parts=tuple(parts),
+        camera=camera,
+        target_escape=target_escape,
+        model=f"{card.name} {card.version}",
+        model_sha256=card.sha256,
+    )
+
+
+def write_thresholds(calibration_path: Path, proposal: Proposal) -> CalibrationFile:
+    """Store the proposal's thresholds (previous file kept as .prev)."""
+    return update_calibration(calibration_path, proposal.camera, thresholds=proposal.section())
