@@ -82,6 +82,7 @@ class Decision:
     top_class_id: int | None = None
     top_confidence: float = 0.0
     error: ErrorCode = ErrorCode.NONE
+    robot_position: tuple[float, float] | None = None  # the deciding defect on the robot plane, mm
 
     def __post_init__(self) -> None:
         if not self.reasons:

@@ -101,4 +101,5 @@ class Inspector:
             (*decision.reasons, where),
             top_class_id=decision.top_class_id,
             top_confidence=decision.top_confidence,
+            robot_position=(round(x, 1), round(y, 1)),
         )

@@ -69,6 +69,9 @@ class Result(Message):
     error_code: ErrorCode = ErrorCode.NONE
     top_class_id: int | None = None
     top_confidence: float = 0.0
+    robot_position: tuple[float, float] | None = Field(
+        None, description="The deciding defect's position on the robot plane (mm), when calibrated."
+    )
     detections: tuple[dict[str, object], ...] = ()
     model: ModelRef = ModelRef()
     timings_ms: dict[str, float] = Field(default_factory=dict)
@@ -83,6 +86,7 @@ class Result(Message):
             top_class_id=self.top_class_id,
             top_confidence=self.top_confidence,
             error=self.error_code,
+            robot_position=self.robot_position,
         )
 
     def parsed_detections(self) -> tuple[Detection, ...]:

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "lineside.commands.records",
     "lineside.commands.robotsim",
     "lineside.commands.calibrate",
+    "lineside.commands.bench",
 )
 
 

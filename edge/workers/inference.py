@@ -110,6 +110,7 @@ class InferenceWorker(Worker):
             error_code=decision.error,
             top_class_id=decision.top_class_id,
             top_confidence=decision.top_confidence,
+            robot_position=decision.robot_position,
             detections=tuple(d.to_json() for d in inspection.detections),
             timings_ms={"capture": header.capture_ms, **inspection.timings_ms},
             near_threshold=inspection.near_threshold,
