@@ -77,7 +77,8 @@ def test_calibration_roi_robot_plane_and_thresholds_drive_the_verdict(tmp_path: 
     parts = tmp_path / "parts"
     cal = str(tmp_path / "station.json")
     good, bad = tmp_path / "good", tmp_path / "bad"
-    good.mkdir(), bad.mkdir()
+    good.mkdir()
+    bad.mkdir()
     for i in range(3):
         cv2.imwrite(str(good / f"g{i}.png"), np.full((FRAME_H, FRAME_W, 3), 40 + 5 * i, np.uint8))
         cv2.imwrite(str(bad / f"b{i}.png"), np.full((FRAME_H, FRAME_W, 3), 210 + 5 * i, np.uint8))

@@ -61,6 +61,7 @@ def test_judge_accepts_only_a_complete_in_time_accept_for_this_part() -> None:
         (_block(STATUS=int(StatusBit.RESULT_VALID)), {}, "fault", "READY is off"),
         (_block(STATUS=int(StatusBit.READY | StatusBit.ERROR)), {}, "fault", "ERROR is set"),
         (_block(ERROR_CODE=4), {}, "fault", "ERROR_CODE 4"),
+        (_block(DEFECT_X=18184, DEFECT_Y=18984), {}, "fault", "ACCEPT with DEFECT_X/Y set"),
         (_block(VerdictCode.REJECT, DEFECT_CODE=2, SCORE=910), {}, "verdict", "defect code 2, score 0.910"),
         (_block(VerdictCode.ERROR, ERROR_CODE=1), {}, "fault", "ERROR code 1 (camera)"),
         (_block(VerdictCode.LATE, ERROR_CODE=4), {}, "fault", "LATE (error code 4, timeout)"),

@@ -338,7 +338,7 @@ def test_robot_restart_reconnects_with_backoff_and_first_writes_a_cleared_block(
             await asyncio.sleep(0.3)
             on_new = [values for p, _, values in robot.bank.writes() if p == port]
             first = on_new[0]
-            assert first[reg.CHECKED_FIRST :] == [0] * 7 + [reg.check_word(first)] + [0] * 5
+            assert first[reg.RESULT_FIRST :] == [0] * 7 + [reg.check_word(first)] + [0] * 5
             assert first[reg.BOOT_ID] == link.handshake.boot_id and first[reg.HEARTBEAT] != 0
             assert first[reg.STATUS] & (StatusBit.RESULT_VALID | StatusBit.BUSY) == 0
             # The link loss cleared the handshake's result too: nothing old is left to replay.

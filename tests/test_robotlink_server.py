@@ -140,7 +140,7 @@ def test_published_result_reads_back_consistent_in_one_request():
 
 @pytest.mark.parametrize(
     ("address", "values"),
-    [(reg.RESULT_WORD, [0x5001]), (reg.STATUS, [1, 2]), (reg.RESERVED_15, [0, 7])],
+    [(reg.RESULT_WORD, [0x5001]), (reg.STATUS, [1, 2]), (reg.INSPECTIONS, [0, 7])],
 )
 def test_client_write_to_the_lineside_block_gets_exception_02_and_changes_nothing(address, values):
     async def body() -> None:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 _DEADLINE_MARGIN_S = 0.1  # the application's own bound on a request, beyond pymodbus's timeout
-_RESULT_ZEROS = [0] * (reg.CHECKED_LAST - reg.CHECKED_FIRST + 1)
+_RESULT_ZEROS = [0] * (reg.RESULT_LAST - reg.RESULT_FIRST + 1)
 _UNPUBLISHED_BITS = ~(StatusBit.RESULT_VALID | StatusBit.BUSY)
 
 
@@ -260,15 +260,16 @@ class RobotLinkClient:
 
     @staticmethod
     def _withheld(block: list[int]) -> list[int]:
-        """The block with its result registers cleared and CHECK recomputed."""
+        """The block with its result registers and position cleared and CHECK recomputed."""
         out = list(block)
         out[reg.STATUS] &= _UNPUBLISHED_BITS
-        out[reg.CHECKED_FIRST : reg.CHECKED_LAST + 1] = _RESULT_ZEROS
+        out[reg.RESULT_FIRST : reg.RESULT_LAST + 1] = _RESULT_ZEROS
+        out[reg.DEFECT_X] = out[reg.DEFECT_Y] = reg.NO_POSITION
         out[reg.CHECK] = reg.check_word(out)
         return out
 
     async def _write(self, block: list[int]) -> bool:
-        """One FC16 request for the whole block: RESULT_WORD and CHECK never travel apart."""
+        """One FC16 request for the whole block: RESULT_WORD, DEFECT_X/Y and CHECK never travel apart."""
         base, unit = self._cfg.base, self._cfg.unit_id
         rr = await self._call(
             "FC16 write of the lineside block", lambda c: c.write_registers(base, block, device_id=unit)

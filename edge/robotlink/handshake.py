@@ -6,6 +6,7 @@ ticks, reads `snapshot()`, and forwards the events it returns. Every call is one
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ from edge.robotlink.events import (
 from edge.robotlink.liveness import RobotHeartbeatWatch
 from edge.robotlink.registers import StatusBit, VerdictCode
 
-_RESULT_SIZE = reg.CHECKED_LAST - reg.CHECKED_FIRST + 1  # TRIGGER_ACK_SEQ .. LATENCY_MS
+log = logging.getLogger(__name__)
+
+_RESULT_SIZE = reg.RESULT_LAST - reg.RESULT_FIRST + 1  # TRIGGER_ACK_SEQ .. LATENCY_MS
+_NO_POSITION = [reg.NO_POSITION, reg.NO_POSITION]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Handshake:
         self.counters = HandshakeCounters()
         now = clock()
         self._result = [0] * _RESULT_SIZE
+        self._position = list(_NO_POSITION)  # DEFECT_X, DEFECT_Y: valid only with self._result
         self._robot = [0] * reg.ROBOT_COUNT
         self._heartbeat = 1
         self._heartbeat_due = now + cfg.heartbeat_period_ms / 1000.0
@@ -175,7 +180,10 @@ class Handshake:
             else:
                 self.counters.rejects += 1
             defect = 0 if decision.top_class_id is None else decision.top_class_id + 1
-            self._publish(part, code, now, defect=defect, score=decision.top_confidence * 1000.0)
+            position = decision.robot_position if code is VerdictCode.REJECT else None
+            self._publish(
+                part, code, now, defect=defect, score=decision.top_confidence * 1000.0, position=position
+            )
         final = self._finalise(
             part, now, decision.verdict, decision.error, decision.reasons, published=code, decision=decision
         )
@@ -238,12 +246,12 @@ class Handshake:
         block[reg.STATUS] = self._status()
         block[reg.HEARTBEAT] = self._heartbeat
         block[reg.BOOT_ID] = self.boot_id
-        block[reg.CHECKED_FIRST : reg.CHECKED_LAST + 1] = self._result
+        block[reg.RESULT_FIRST : reg.RESULT_LAST + 1] = self._result
+        block[reg.DEFECT_X], block[reg.DEFECT_Y] = self._position
         block[reg.CHECK] = reg.check_word(block)
         block[reg.ACTIVE_RECIPE] = self._active_recipe
         block[reg.MODEL_ID] = self._model_id
         block[reg.INSPECTIONS] = self.counters.inspections % (reg.MAX_REGISTER + 1)
-        block[reg.FAULTS] = self.counters.faults % (reg.MAX_REGISTER + 1)
         return block
 
     # ---- internals ----
@@ -256,7 +264,7 @@ class Handshake:
             bits |= StatusBit.READY
         if self._in_flight is not None:
             bits |= StatusBit.BUSY
-        if reg.split_result_word(self._result[reg.RESULT_WORD - reg.CHECKED_FIRST])[0] != VerdictCode.EMPTY:
+        if reg.split_result_word(self._result[reg.RESULT_WORD - reg.RESULT_FIRST])[0] != VerdictCode.EMPTY:
             bits |= StatusBit.RESULT_VALID
         if self._error_latched:
             bits |= StatusBit.ERROR
@@ -292,6 +300,7 @@ class Handshake:
         self.counters.triggers += 1
         part = _Part(seq, self._part_seq, now, source)
         self._result = [seq] + [0] * (_RESULT_SIZE - 1)
+        self._position = list(_NO_POSITION)
         refusal = self._refusal()
         if refusal is None:
             self._in_flight = part
@@ -314,8 +323,11 @@ class Handshake:
         error: ErrorCode = ErrorCode.NONE,
         defect: int = 0,
         score: float = 0.0,
+        position: tuple[float, float] | None = None,
     ) -> None:
-        """Write all result registers at once (CHECK follows in snapshot()); latch ERROR on a fault."""
+        """Write all result registers and the position at once (CHECK follows in snapshot()); latch
+        ERROR on a fault."""
+        self._position = _encoded_position(part.seq, position)
         self._result = [
             part.seq,
             reg.result_word(code, part.seq),
@@ -407,6 +419,7 @@ class Handshake:
                 self._finalise(self._in_flight, now, Verdict.FAULT, ErrorCode.LINK, reasons, published=None)
             )
         self._result = [0] * _RESULT_SIZE
+        self._position = list(_NO_POSITION)
         self._last_trigger = None
         return events
 
@@ -427,3 +440,15 @@ class Handshake:
             return []
         self._error_latched = True
         return [*self._forget(now, raised.reason), raised]
+
+
+def _encoded_position(seq: int, position: tuple[float, float] | None) -> list[int]:
+    """DEFECT_X and DEFECT_Y for a result; both 0 (no position) when there is none or it does not fit."""
+    if position is None:
+        return list(_NO_POSITION)
+    try:
+        return [reg.encode_position(position[0]), reg.encode_position(position[1])]
+    except LinesideError as exc:
+        # The verdict stands (a REJECT is still a reject); only the pick position is withheld.
+        log.warning("part %d: %s; DEFECT_X/Y published as 0 (no position)", seq, exc)
+        return list(_NO_POSITION)

@@ -6,7 +6,10 @@ Every value lineside publishes is 0..32767, because UR's `read_port_register` is
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
+
+from edge.errors import LinesideError
 
 MAX_REGISTER = 32767  # all published values fit in 15 bits
 SEQ_MAX = 32767  # sequences run 1..32767, never 0
@@ -25,9 +28,9 @@ LATENCY_MS = 9
 CHECK = 10
 ACTIVE_RECIPE = 11
 MODEL_ID = 12
-INSPECTIONS = 13
-FAULTS = 14
-RESERVED_15 = 15
+DEFECT_X = 13  # the deciding defect on the robot plane, encoded by encode_position; 0 = none
+DEFECT_Y = 14
+INSPECTIONS = 15
 LINESIDE_FIRST = 0
 LINESIDE_COUNT = 16
 
@@ -43,9 +46,17 @@ ROBOT_COUNT = 6
 
 BLOCK_COUNT = LINESIDE_COUNT + ROBOT_COUNT
 
-# CHECK covers the result registers, so a torn multi-register read is detectable.
-CHECKED_FIRST = TRIGGER_ACK_SEQ
-CHECKED_LAST = LATENCY_MS
+# The result registers, written and cleared together with RESULT_WORD.
+RESULT_FIRST = TRIGGER_ACK_SEQ
+RESULT_LAST = LATENCY_MS
+# CHECK covers the result registers and the position, in this order, so a torn multi-register read
+# cannot pair an old position (or any old result register) with a new RESULT_WORD.
+CHECKED: tuple[int, ...] = (*range(RESULT_FIRST, RESULT_LAST + 1), DEFECT_X, DEFECT_Y)
+
+# DEFECT_X/Y: round(mm * 10) + 16384; 0 is "no position", so 1..32767 = -1638.3 .. +1638.3 mm.
+POSITION_ZERO = 16384
+POSITION_STEPS_PER_MM = 10
+NO_POSITION = 0
 
 REGISTER_NAMES: dict[int, str] = {
     STATUS: "STATUS",
@@ -61,9 +72,9 @@ REGISTER_NAMES: dict[int, str] = {
     CHECK: "CHECK",
     ACTIVE_RECIPE: "ACTIVE_RECIPE",
     MODEL_ID: "MODEL_ID",
+    DEFECT_X: "DEFECT_X",
+    DEFECT_Y: "DEFECT_Y",
     INSPECTIONS: "INSPECTIONS",
-    FAULTS: "FAULTS",
-    RESERVED_15: "RESERVED_15",
     TRIGGER_SEQ: "TRIGGER_SEQ",
     ACK_SEQ: "ACK_SEQ",
     ROBOT_HEARTBEAT: "ROBOT_HEARTBEAT",
@@ -142,8 +153,33 @@ def crc16_modbus(registers: Sequence[int]) -> int:
 
 
 def check_word(block: Sequence[int]) -> int:
-    """CHECK for a lineside block: CRC-16/MODBUS over offsets 3..9, masked to 15 bits."""
-    return crc16_modbus(block[CHECKED_FIRST : CHECKED_LAST + 1]) & 0x7FFF
+    """CHECK for a lineside block: CRC-16/MODBUS over offsets 3..9 then 13..14, masked to 15 bits."""
+    return crc16_modbus([block[offset] for offset in CHECKED]) & 0x7FFF
+
+
+def encode_position(mm: float) -> int:
+    """DEFECT_X/Y for a robot-plane coordinate: round(mm * 10) + 16384, in 1..32767 (0 means none).
+
+    Raises LinesideError outside -1638.3 .. +1638.3 mm or for a non-finite value: a position that does
+    not fit is never clamped into a wrong one.
+    """
+    if not math.isfinite(mm):
+        raise LinesideError(f"robot link: DEFECT_X/Y cannot encode a position of {mm} mm")
+    value = round(mm * POSITION_STEPS_PER_MM) + POSITION_ZERO
+    if not 1 <= value <= MAX_REGISTER:
+        low = (1 - POSITION_ZERO) / POSITION_STEPS_PER_MM
+        high = (MAX_REGISTER - POSITION_ZERO) / POSITION_STEPS_PER_MM
+        raise LinesideError(f"robot link: DEFECT_X/Y position {mm} mm is outside {low} .. {high} mm")
+    return value
+
+
+def decode_position(value: int) -> float | None:
+    """The coordinate in mm of a DEFECT_X/Y value; None for 0 (no position)."""
+    if not 0 <= value <= MAX_REGISTER:
+        raise LinesideError(f"robot link: DEFECT_X/Y value {value} is outside 0..{MAX_REGISTER}")
+    if value == NO_POSITION:
+        return None
+    return (value - POSITION_ZERO) / POSITION_STEPS_PER_MM
 
 
 def model_id(sha256_hex: str) -> int:

@@ -21,6 +21,7 @@ from edge.robotlink.robotrules import (
     RejectKind,
     RobotDecision,
     RobotSettings,
+    defect_position,
     judge,
 )
 
@@ -64,6 +65,7 @@ class PartOutcome:
     defect_code: int = 0
     score: int = 0
     injected: str | None = None
+    robot_position_mm: tuple[float, float] | None = None  # DEFECT_X/Y of this part's result, if any
 
 
 @dataclass
@@ -96,15 +98,29 @@ class _Part:
         decision, kind, reason = judged
         boot = self.boot or 0
         ours = block is not None and block[reg.RESULT_SEQ] == self.seq and block[reg.BOOT_ID] == boot
+        position = None
         if block is None or not ours:
             code, error, defect, score = None, 0, 0, 0
         else:
             code = reg.split_result_word(block[reg.RESULT_WORD])[0]
             error, defect, score = block[reg.ERROR_CODE], block[reg.DEFECT_CODE], block[reg.SCORE]
+            position = defect_position(block)
         latency = None if latency_ms is None or not ours else round(latency_ms, 3)
         injected = None if self.injected is None else self.injected.value
         return PartOutcome(
-            self.index, self.seq, boot, decision, kind, reason, latency, code, error, defect, score, injected
+            self.index,
+            self.seq,
+            boot,
+            decision,
+            kind,
+            reason,
+            latency,
+            code,
+            error,
+            defect,
+            score,
+            injected,
+            position,
         )
 
 
@@ -235,6 +251,7 @@ class RobotProgram:
             return f"TRIGGER_ACK_SEQ {block[reg.TRIGGER_ACK_SEQ]}, RESULT_SEQ {block[reg.RESULT_SEQ]}"
         if part.injected == Inject.REPEAT_TRIGGER:
             self._check_no_retrigger(part.seq, block)
+        self._check_position(part.seq, block)
         self._ack(part.seq)
         return part.outcome(judged, block, (now - part.t0) * 1000.0)
 
@@ -255,6 +272,17 @@ class RobotProgram:
         same = (reg.TRIGGER_ACK_SEQ, reg.RESULT_WORD, reg.RESULT_SEQ)
         if any(again[r] != seen[r] for r in same) or again[reg.STATUS] & StatusBit.BUSY:
             self.report.violations.append(f"part {seq}: a repeated TRIGGER_SEQ write re-triggered it")
+
+    def _check_position(self, seq: int, block: list[int]) -> None:
+        """DEFECT_X/Y are set together, and only with a REJECT; anything else breaks the protocol."""
+        x, y = block[reg.DEFECT_X], block[reg.DEFECT_Y]
+        if x == y == reg.NO_POSITION:
+            return
+        code = reg.split_result_word(block[reg.RESULT_WORD])[0]
+        if code != reg.VerdictCode.REJECT or reg.NO_POSITION in (x, y) or defect_position(block) is None:
+            self.report.violations.append(
+                f"part {seq}: DEFECT_X/Y {x}/{y} published with verdict code {code:#05b}"
+            )
 
     # ---- housekeeping ------------------------------------------------------------------------------
     def _prepare(self) -> int | None:

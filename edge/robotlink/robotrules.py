@@ -111,7 +111,9 @@ def judge(
     """The robot's rule on one read of the lineside block; None while no result for `seq` is there.
 
     ACCEPT only if the verdict is ACCEPT and RESULT_SEQ matches and BOOT_ID is unchanged and READY and not
-    ERROR and the appliance heartbeat moved recently and CHECK matches and the deadline has not passed.
+    ERROR and the appliance heartbeat moved recently and CHECK matches and the deadline has not passed
+    (and ERROR_CODE and DEFECT_X/Y are 0: an ACCEPT has neither). CHECK covers DEFECT_X/Y too, so a
+    matching read never pairs an old position with this result.
     """
     if block[reg.BOOT_ID] != boot_id:
         return "REJECT", "comm", f"BOOT_ID changed ({boot_id} -> {block[reg.BOOT_ID]}): appliance restarted"
@@ -132,6 +134,7 @@ def judge(
         (bool(status & StatusBit.ERROR), "fault", "STATUS ERROR is set"),
         (not heartbeat_fresh, "comm", "appliance HEARTBEAT frozen"),
         (error != 0, "fault", f"ACCEPT with ERROR_CODE {error}"),
+        (bool(block[reg.DEFECT_X] or block[reg.DEFECT_Y]), "fault", "ACCEPT with DEFECT_X/Y set"),
     )
     for failed, kind, why in checks:
         if failed:
@@ -152,3 +155,15 @@ def _not_accept(code: int, error: int, block: list[int]) -> tuple[RobotDecision,
     if code == VerdictCode.LATE:
         return "REJECT", "fault", f"appliance LATE (error code {error}, {name})"
     return "REJECT", "comm", f"unknown verdict code {code:#05b}"
+
+
+def defect_position(block: list[int]) -> tuple[float, float] | None:
+    """The deciding defect's robot-plane position (mm) from DEFECT_X/Y; None unless both hold one.
+
+    Meaningful only on a read whose CHECK matches, together with the RESULT_WORD/RESULT_SEQ read with it.
+    """
+    try:
+        x, y = reg.decode_position(block[reg.DEFECT_X]), reg.decode_position(block[reg.DEFECT_Y])
+    except LinesideError:
+        return None  # outside 0..32767: not a value lineside publishes
+    return None if x is None or y is None else (x, y)

@@ -359,9 +359,11 @@ def _print_part(outcome: PartOutcome, out: TextIO) -> None:
     verdict = "-" if outcome.verdict is None else _verdict_name(outcome.verdict)
     latency = "-" if outcome.latency_ms is None else f"{outcome.latency_ms:.1f} ms"
     injected = f" (injected {outcome.injected})" if outcome.injected else ""
+    position = outcome.robot_position_mm
+    at = "" if position is None else f", defect at ({position[0]:.1f}, {position[1]:.1f}) mm"
     print(
-        f"part {outcome.index + 1} seq {outcome.seq}: {outcome.decision} after {latency}, verdict {verdict}: "
-        f"{outcome.reason}{injected}",
+        f"part {outcome.index + 1} seq {outcome.seq}: {outcome.decision} after {latency}, verdict {verdict}"
+        f"{at}: {outcome.reason}{injected}",
         file=out,
         flush=True,
     )
