@@ -15,7 +15,7 @@ from edge.atomic import atomic_write_bytes
 from edge.calibfile import CalibrationFile, CameraFrame, load_calibration
 from edge.config import load_config
 from edge.errors import LinesideError
-from edge.sources import SourceConfig, open_source
+from edge.sources.config import SourceConfig, open_source
 from edge.sources.imagecheck import read_image_file
 from edge.undistort import Undistorter
 

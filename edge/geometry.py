@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -64,10 +63,14 @@ def points_in_polygon(
 ) -> npt.NDArray[np.bool_]:
     """For (N, 2) points, whether each lies in the polygon (edges count as inside)."""
     contour = np.asarray(polygon, dtype=np.float32).reshape(-1, 1, 2)
+    import cv2  # here, not at the top: the config (read by every process) imports this module
+
     inside = [cv2.pointPolygonTest(contour, (float(px), float(py)), False) >= 0 for px, py in points]
     return np.array(inside, dtype=bool)
 
 
 def polygon_area(polygon: Sequence[Sequence[float]]) -> float:
     """Unsigned area of a simple polygon, in square pixels."""
+    import cv2
+
     return float(cv2.contourArea(np.asarray(polygon, dtype=np.float32).reshape(-1, 1, 2)))

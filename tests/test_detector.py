@@ -12,16 +12,12 @@ import pytest
 from onnx import helper, numpy_helper
 from pydantic import ValidationError
 
-from edge.detector import (
-    Detector,
-    DetectorConfig,
-    InferenceError,
-    InvalidFrame,
-    Preprocessor,
-    letterbox_transform,
-    onnxfile,
-)
+from edge.detector import onnxfile
+from edge.detector.config import DetectorConfig
 from edge.detector.decode import decode_yolov8
+from edge.detector.detector import Detector
+from edge.detector.errors import InferenceError, InvalidFrame
+from edge.detector.preprocess import Preprocessor, letterbox_transform
 from edge.errors import ErrorCode, LinesideError
 from edge.inspection import Detection
 from edge.modelcard import InputSpec

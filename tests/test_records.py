@@ -20,18 +20,12 @@ import pytest
 
 from edge.errors import ErrorCode, LinesideError
 from edge.inspection import Detection, Verdict
-from edge.records import (
-    DuplicateRecordError,
-    InspectionRecord,
-    RecordsConfig,
-    RecordStore,
-    UnknownRecordError,
-    export_csv,
-    export_jsonl,
-    query,
-)
+from edge.records.config import RecordsConfig
 from edge.records.images import encode_image
+from edge.records.model import InspectionRecord
+from edge.records.query import export_csv, export_jsonl, query
 from edge.records.schema import DB_FILE, IMAGES_DIR, QUARANTINE_DIR
+from edge.records.store import DuplicateRecordError, RecordStore, UnknownRecordError
 from lineside.commands.records import parse_time, run_records
 
 ROOT = Path(__file__).resolve().parents[1]

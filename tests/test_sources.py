@@ -15,19 +15,10 @@ import pytest
 from pydantic import ValidationError
 
 from edge.errors import ErrorCode, LinesideError
-from edge.sources import (
-    Frame,
-    FrameError,
-    FrameSource,
-    LiveSource,
-    SourceConfig,
-    SourceState,
-    SourceUnavailable,
-    open_source,
-    parse_source_config,
-    redact_url,
-)
+from edge.sources.base import Frame, FrameError, FrameSource, SourceState, SourceUnavailable
+from edge.sources.config import SourceConfig, open_source, parse_source_config
 from edge.sources.imagecheck import peek_size
+from edge.sources.live import LiveSource, redact_url
 
 GREY_STEP = 8  # frame n is a flat grey of n * GREY_STEP, so its number survives JPEG
 

@@ -1,21 +1,5 @@
-"""The defect detector: model card + ONNX model in onnxruntime, frames in, detections out."""
+"""The defect detector: model card + ONNX model in onnxruntime, frames in, detections out.
 
-from __future__ import annotations
-
-from edge.detector.config import DetectorConfig
-from edge.detector.detector import DetectionResult, Detector, select_providers, validate_frame
-from edge.detector.errors import InferenceError, InvalidFrame
-from edge.detector.preprocess import LetterboxTransform, Preprocessor, letterbox_transform
-
-__all__ = [
-    "DetectionResult",
-    "Detector",
-    "DetectorConfig",
-    "InferenceError",
-    "InvalidFrame",
-    "LetterboxTransform",
-    "Preprocessor",
-    "letterbox_transform",
-    "select_providers",
-    "validate_frame",
-]
+Import from the submodules; this package imports nothing, so a process that only reads the config
+(robot link, recorder, supervisor) does not load onnxruntime or OpenCV.
+"""

@@ -13,8 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.errors import LinesideError
 from edge.sources.base import FrameSource
-from edge.sources.files import FolderSource, VideoFileSource
-from edge.sources.live import LiveSource
 
 _FILE_KINDS = ("folder", "video")
 _URL_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt")
@@ -146,6 +144,10 @@ def open_source(cfg: SourceConfig) -> FrameSource:
     A live source that cannot connect yet is returned in state RECONNECTING, not raised: the
     appliance keeps retrying and every trigger meanwhile gets a FAULT.
     """
+    # Imported here: every process reads SourceConfig, only capture opens a source (and needs OpenCV).
+    from edge.sources.files import FolderSource, VideoFileSource
+    from edge.sources.live import LiveSource
+
     source: FrameSource
     if cfg.kind == "folder":
         source = FolderSource(cfg)

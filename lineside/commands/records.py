@@ -19,7 +19,8 @@ from typing import Literal, TextIO
 from edge.atomic import atomic_write_text
 from edge.errors import LinesideError
 from edge.inspection import Verdict
-from edge.records import InspectionRecord, export_csv, export_jsonl, query
+from edge.records.model import InspectionRecord
+from edge.records.query import export_csv, export_jsonl, query
 from edge.records.schema import DB_FILE
 
 OutputFormat = Literal["table", "csv", "jsonl"]
