@@ -288,6 +288,14 @@ class Supervisor:
                 return
             handle(got[0])
 
+    def _drain_until_quiet(self, inspections: Receiver[LedgerEvent], quiet_ms: int = 200) -> None:
+        deadline = time.monotonic() + self.config.supervisor.stop_timeout_s
+        while time.monotonic() < deadline:
+            got = inspections.recv(quiet_ms)
+            if got is None:
+                return
+            self._on_inspection(got[0])
+
     def _on_inspection(self, event: LedgerEvent) -> None:
         if self.on_inspection is not None and event.kind == "finalised":
             self.on_inspection(event)
@@ -298,8 +306,9 @@ class Supervisor:
         for name in reversed(WORKER_ORDER):
             self._stop(self.slots[name], timeout)
             if name == "robotlink":
-                # The robot link finalises in-flight parts as it stops: show them too.
-                self._drain(inspections, self._on_inspection)
+                # The robot link finalises in-flight parts as it stops: show them too, waiting until
+                # the stream is quiet (bounded) since the last ones may still be on their way.
+                self._drain_until_quiet(inspections)
         if self._fault:
             log.error("stopped with FAULT: %s", self._fault)
 

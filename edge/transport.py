@@ -78,8 +78,10 @@ class Sender(Generic[M]):
         self.sent += 1
         return True
 
-    def close(self) -> None:
-        self._sock.close(0)
+    def close(self, flush_ms: int = 0) -> None:
+        """Close; with `flush_ms`, wait that long at most for queued messages to leave (e.g. the last
+        final verdicts at shutdown) instead of dropping them."""
+        self._sock.close(linger=flush_ms)
 
 
 class Receiver(Generic[M]):

@@ -38,6 +38,7 @@ from edge.workers.base import Worker
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
+FLUSH_MS = 1000  # well inside the supervisor's stop_timeout_s
 
 
 class RobotLinkWorker(Worker):
@@ -85,8 +86,11 @@ class RobotLinkWorker(Worker):
                 await self.interlock.close()  # raised: nothing watches the robot any more
             for sock in inputs:
                 sock.close(0)
-            for sender in (self.triggers, self.ledger, self.publisher):
-                sender.close()
+            self.triggers.close()
+            # The last final verdicts (the shutdown's own included) must reach the recorder and the
+            # subscribers: flush them, bounded, rather than drop them with the socket.
+            self.ledger.close(flush_ms=FLUSH_MS)
+            self.publisher.close(flush_ms=FLUSH_MS)
 
     def _open_inputs(self) -> tuple[zmq.asyncio.Socket, zmq.asyncio.Socket, zmq.asyncio.Socket]:
         """Results (capture/inference), health (supervisor) and hardware-trigger arrivals (capture)."""
