@@ -9,18 +9,32 @@ from collections.abc import Sequence
 
 from lineside import __version__
 
-# Explicit registry: each module has register(subparsers) adding its parser and handler.
-COMMAND_MODULES = (
-    "lineside.commands.run",
-    "lineside.commands.inspect",
-    "lineside.commands.records",
-    "lineside.commands.robotsim",
-    "lineside.commands.calibrate",
-    "lineside.commands.bench",
-)
+# Explicit registry: command name -> module whose register(subparsers) adds its parser and handler.
+COMMANDS = {
+    "run": "lineside.commands.run",
+    "inspect": "lineside.commands.inspect",
+    "records": "lineside.commands.records",
+    "robot-sim": "lineside.commands.robotsim",
+    "calibrate": "lineside.commands.calibrate",
+    "bench": "lineside.commands.bench",
+}
+COMMAND_MODULES = tuple(COMMANDS.values())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (skipping the global options), if it is a known one."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--log-level":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, just that command's module is imported, so `lineside run` (the
+    supervisor, alive for months) does not carry the detector, calibration or benchmark code."""
     import importlib
 
     parser = argparse.ArgumentParser(
@@ -32,13 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for name, module_name in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=chosen_command(arguments))
+    argv = arguments
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -61,3 +61,17 @@ def test_mypy_is_clean() -> None:
         [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+
+
+def test_supervisor_and_robot_link_processes_do_not_load_the_detector_runtime() -> None:
+    """They run for months and only route messages: no onnxruntime or OpenCV in their memory."""
+    probe = (
+        "import sys, lineside.cli, edge.supervisor, edge.workers.robotlink;"
+        "lineside.cli.build_parser(only='run');"
+        "print(sorted(m for m in ('onnxruntime', 'cv2', 'torch') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
