@@ -14,10 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.detector.config import DetectorConfig
 from edge.errors import LinesideError
+from edge.fleet.config import FleetConfig
 from edge.records.config import RecordsConfig
 from edge.robotlink.config import RobotLinkConfig
 from edge.rules import RoiConfig, RulesConfig
 from edge.sources.config import SourceConfig
+from edge.status.config import StatusConfig
 
 
 class _Section(BaseModel):
@@ -47,17 +49,57 @@ class TriggerConfig(_Section):
     )
 
 
+class RegistryModelConfig(_Section):
+    """A recipe's model from a registry (`lineside models`): whichever version is promoted."""
+
+    dir: Path = Field(description="Registry folder holding <name>/<version>/ and <name>/promoted.json.")
+    name: str = Field(min_length=1, description="Model name in the registry.")
+    poll_s: float = Field(
+        2.0, ge=0.1, le=300.0, description="How often the inference worker reads the pointer, between parts."
+    )
+    allow_class_change: bool = Field(
+        False,
+        description="Accept a new version whose class list differs from the running model's, provided the "
+        "recipe's rules still fit it; default: such a version is refused and the old model keeps judging.",
+    )
+
+
 class RecipeConfig(_Section):
     """A product: the model, region of interest, rules and calibration used to judge it."""
 
     number: int = Field(ge=0, le=32767, description="Number the robot/PLC selects it by (RECIPE register).")
     name: str = Field(min_length=1, description="Product name, stored in every record.")
-    model: Path = Field(description="Model folder holding model.onnx and card.json.")
+    model: Path = Field(
+        Path(),
+        description="Model folder holding model.onnx and card.json. With model_registry leave it out: it is "
+        "set to the promoted version's folder when the file is loaded.",
+    )
+    model_registry: RegistryModelConfig | None = Field(
+        None, description="Take the model from a registry: its promoted version, picked up between parts."
+    )
     roi: RoiConfig = Field(default_factory=RoiConfig, description="Region of interest in frame pixels.")
     rules: RulesConfig | None = Field(
         None, description="Per-class reject rules; default: the model card's per-class thresholds."
     )
     calibration: Path | None = Field(None, description="Calibration file giving mm per pixel (optional).")
+
+    @model_validator(mode="after")
+    def _promoted_model(self) -> RecipeConfig:
+        # `model` stays a plain folder for everything that reads it; a registry recipe gets the folder of
+        # the version promoted now, and the inference worker follows the pointer from there.
+        if self.model_registry is None:
+            if "model" not in self.model_fields_set:
+                raise ValueError("set model (a model folder) or model_registry")
+            return self
+        if "model" in self.model_fields_set:
+            raise ValueError("set model or model_registry, not both")
+        from edge.registry import promoted_model_dir
+
+        try:
+            self.model = promoted_model_dir(self.model_registry.dir, self.model_registry.name)
+        except LinesideError as exc:
+            raise ValueError(f"model_registry: {exc}") from None
+        return self
 
 
 class StationCheckConfig(_Section):
@@ -115,6 +157,8 @@ class LinesideConfig(_Section):
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     station_check: StationCheckConfig = Field(default_factory=StationCheckConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig, description="Local status page and /metrics.")
+    fleet: FleetConfig = Field(default_factory=FleetConfig, description="Final records to an MQTT broker.")
     max_parts: int | None = Field(None, ge=1, description="Stop cleanly after this many inspections.")
 
     @model_validator(mode="after")
@@ -123,9 +167,11 @@ class LinesideConfig(_Section):
         if len(set(numbers)) != len(numbers):
             raise ValueError("recipe numbers must be unique")
         if self.trigger.mode == "hardware" and (
-            self.source.kind not in ("camera", "stream") or self.source.buffer != "fifo"
+            self.source.kind not in ("camera", "stream", "genicam") or self.source.buffer != "fifo"
         ):
-            raise ValueError("trigger.mode hardware needs a camera or stream source with buffer: fifo")
+            raise ValueError(
+                "trigger.mode hardware needs a camera, stream or genicam source with buffer: fifo"
+            )
         if self.default_recipe not in numbers:
             raise ValueError(f"default_recipe {self.default_recipe} is not one of the recipes {numbers}")
         return self
@@ -143,10 +189,20 @@ def _resolve_paths(raw: Any, base: Path) -> Any:
             for key in ("model", "calibration"):
                 if isinstance(recipe.get(key), str):
                     recipe[key] = str((base / recipe[key]).resolve())
+            registry = recipe.get("model_registry")
+            if isinstance(registry, dict) and isinstance(registry.get("dir"), str):
+                registry["dir"] = str((base / registry["dir"]).resolve())
     for section, key in (("source", "path"), ("records", "dir"), ("station", "runtime_dir")):
         part = raw.get(section)
         if isinstance(part, dict) and isinstance(part.get(key), str):
             part[key] = str((base / part[key]).resolve())
+    fleet = raw.get("fleet")
+    if isinstance(fleet, dict):  # the broker password and TLS files, relative to the config too
+        tls = fleet.get("tls")
+        files = ("ca_file", "cert_file", "key_file")
+        for part, key in ((fleet, "password_file"), *((tls, k) for k in files)):
+            if isinstance(part, dict) and isinstance(part.get(key), str):
+                part[key] = str((base / part[key]).resolve())
     return raw
 
 

@@ -27,9 +27,10 @@ from edge.config import LinesideConfig
 from edge.endpoints import Endpoints
 from edge.errors import LinesideError
 from edge.messages import Health, Heartbeat, LedgerEvent
+from edge.status.supervision import SupervisionReport, WorkerReport, supervision_endpoint
 from edge.transport import Receiver, Sender
 from edge.workers.base import WorkerContext
-from edge.workers.entry import WORKER_ORDER, run_worker
+from edge.workers.entry import OPTIONAL_WORKERS, run_worker, worker_order
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,10 @@ class Supervisor:
         self.on_inspection = on_inspection
         self.notify = notify or (lambda _message: None)
         self.mp = mp.get_context("spawn")
-        self.slots = {name: WorkerSlot(name) for name in WORKER_ORDER}
+        self.order = worker_order(config)  # the line's workers, plus the enabled observers
+        self.slots = {name: WorkerSlot(name) for name in self.order}
+        self._supervision: Sender[SupervisionReport] | None = None
+        self._last_report = 0.0
         self._stop_requested = False
         self._fault: str | None = None
         self._own_runtime_dir: Path | None = None
@@ -142,6 +146,9 @@ class Supervisor:
         budget = self.config.supervisor.restart_budget
         while slot.restarts and now - slot.restarts[0] > budget.window_s:
             slot.restarts.popleft()
+        if len(slot.restarts) >= budget.count and slot.name in OPTIONAL_WORKERS:
+            self._give_up(slot, why)
+            return
         if len(slot.restarts) >= budget.count:
             self._fault = (
                 f"{slot.name} {why}; restart budget ({budget.count} in {budget.window_s:.0f} s) spent"
@@ -157,6 +164,22 @@ class Supervisor:
         slot.restarts.append(now)
         slot.total_restarts += 1
         self._start(slot)
+
+    def _give_up(self, slot: WorkerSlot, why: str) -> None:
+        """An observer (status page, fleet feed) out of restart budget: stop it, keep the line running."""
+        budget = self.config.supervisor.restart_budget
+        log.error(
+            "%s %s; restart budget (%d in %.0f s) spent: giving it up (the line runs on without it)",
+            slot.name,
+            why,
+            budget.count,
+            budget.window_s,
+        )
+        if slot.process is not None and slot.process.is_alive():
+            slot.process.kill()
+            slot.process.join(2.0)
+        slot.process = None
+        slot.state = "failed"
 
     def _watch(self, now: float) -> None:
         cfg = self.config.supervisor
@@ -208,7 +231,10 @@ class Supervisor:
             self.zmq, self.endpoints.publish, LedgerEvent, bind=False, sub=True, hwm=10000
         )
         try:
-            for name in WORKER_ORDER:
+            if "status" in self.order:
+                endpoint = supervision_endpoint(self.endpoints)
+                self._supervision = Sender(self.zmq, endpoint, SupervisionReport, bind=True, pub=True, hwm=10)
+            for name in self.order:
                 self._start(self.slots[name])
             self._loop(heartbeats, health_out, inspections)
         finally:
@@ -216,6 +242,8 @@ class Supervisor:
             self._shutdown(health_out, inspections)
             for sock in (heartbeats, health_out, inspections):
                 sock.close()
+            if self._supervision is not None:
+                self._supervision.close()
             self.zmq.term()
             if self._own_runtime_dir is not None:
                 shutil.rmtree(self._own_runtime_dir, ignore_errors=True)
@@ -242,6 +270,7 @@ class Supervisor:
             if now - last_health >= 0.1:
                 health = self.health()
                 health_out.send(health)
+                self._report(health, now)
                 self._announce(health)
                 last_health = now
             if self.slots["robotlink"].state == "done":
@@ -250,7 +279,9 @@ class Supervisor:
 
     def _announce(self, health: Health) -> None:
         self._warn_if_not_ready(health)
-        healthy = all(s.state in ("ready", "degraded") for s in self.slots.values())
+        healthy = all(
+            s.state in ("ready", "degraded") for s in self.slots.values() if s.name not in OPTIONAL_WORKERS
+        )
         if health.model_ready and health.camera_ready and not self.ready_announced:
             self.ready_announced = True
             self.notify("READY=1")
@@ -303,7 +334,7 @@ class Supervisor:
     def _shutdown(self, health_out: Sender[Health], inspections: Receiver[LedgerEvent]) -> None:
         timeout = self.config.supervisor.stop_timeout_s
         health_out.send(self.health())
-        for name in reversed(WORKER_ORDER):
+        for name in reversed(self.order):
             self._stop(self.slots[name], timeout)
             if name == "robotlink":
                 # The robot link finalises in-flight parts as it stops: show them too, waiting until
@@ -311,6 +342,32 @@ class Supervisor:
                 self._drain_until_quiet(inspections)
         if self._fault:
             log.error("stopped with FAULT: %s", self._fault)
+
+    def _report(self, health: Health, now: float) -> None:
+        """Tell the status worker about every worker (state, restarts, detail), a few times a second."""
+        if self._supervision is None or now - self._last_report < 0.25:
+            return
+        self._last_report = now
+        workers = {
+            slot.name: WorkerReport(
+                state=slot.state,
+                pid=slot.process.pid if slot.process is not None else None,
+                restarts=slot.total_restarts,
+                heartbeat_age_s=round(now - slot.last_heartbeat, 3) if slot.last_heartbeat else None,
+                optional=slot.name in OPTIONAL_WORKERS,
+                detail=slot.detail,
+            )
+            for slot in self.slots.values()
+        }
+        report = SupervisionReport(
+            workers=workers,
+            model_ready=health.model_ready,
+            camera_ready=health.camera_ready,
+            fault=self._fault,
+            shutting_down=self._stop_requested,
+            t=time.time(),
+        )
+        self._supervision.send(report)
 
     @property
     def fault(self) -> str | None:

@@ -17,6 +17,12 @@ COMMANDS = {
     "robot-sim": "lineside.commands.robotsim",
     "calibrate": "lineside.commands.calibrate",
     "bench": "lineside.commands.bench",
+    "soak": "lineside.commands.soak",
+    "doctor": "lineside.commands.doctor",
+    "train": "lineside.commands.train",
+    "eval": "lineside.commands.eval",
+    "models": "lineside.commands.models",
+    "dataset": "lineside.commands.dataset",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

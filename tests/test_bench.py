@@ -10,8 +10,17 @@ from pathlib import Path
 import pytest
 
 from edge.bench import BenchOptions, render, run_bench
-from edge.bench.model import load_frames, measure_model, measure_peer, open_detector, parse_frame_size
+from edge.bench.model import (
+    compare_floors,
+    load_frames,
+    measure_model,
+    measure_peer,
+    open_detector,
+    parse_frame_size,
+)
+from edge.bench.report import BenchReport
 from edge.bench.stats import spread
+from edge.bench.table import render_summary
 from edge.detector.config import DetectorConfig
 from edge.errors import LinesideError
 from tests.line import lineside, write_part
@@ -122,17 +131,58 @@ def test_cli_prints_one_table_with_every_figure(tmp_path: Path) -> None:
     assert "parts/s" in out and "RSS, all" in out and "start -> READY, start 2" in out
 
 
-def test_cli_json_parses_and_says_the_model_decides_the_input_size(tmp_path: Path) -> None:
+def test_cli_json_parses_and_names_the_models_own_input_size(tmp_path: Path) -> None:
     model = _model(tmp_path)
     proc = lineside(
-        "bench", "--model", str(model), "--model-only", "--iterations", "10", "--imgsz", "640", "--json"
+        "bench", "--model", str(model), "--model-only", "--iterations", "10", "--imgsz", "64", "--json"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(proc.stdout)
     assert data["model"]["input"] == "64x64" and data["floor"]["count"] == 10
     assert data["floor"]["p50_ms"] <= data["floor"]["p99_ms"]
-    assert any("the model decides its input size" in note for note in data["notes"])
     assert data["end_to_end"] is None and data["ratios"]["detector_p50"] > 0
+
+
+def test_int8_sibling_is_benched_beside_its_fp32_model_with_a_side_by_side_speedup(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    # A stand-in "INT8" sibling (the same tiny graph, its card says int8): the pairing is under test.
+    sibling = make_yolo_model(
+        tmp_path / "model-int8",
+        ["scratch", "pit"],
+        [ModelBox(32, 32, 10, 10, 0, 1.0)],
+        imgsz=(64, 64),
+        gain="input_mean",
+        precision="int8",
+    )
+    proc = lineside("bench", "--model", str(model), "--model-only", "--iterations", "10", "--int8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.count("lineside bench: model tiny 1") == 2 and str(sibling) not in proc.stderr
+    summary = out.split("run ", 1)[1]
+    assert "tiny 1 fp32 64" in summary and "tiny 1 int8 64" in summary
+    assert "INT8 speed-up at the floor, tiny 1 int8 64 vs fp32 (side by side):" in summary
+
+
+def test_summary_table_has_one_line_per_run(tmp_path: Path) -> None:
+    detector, _, _ = open_detector(_model(tmp_path), DetectorConfig(threads=1))
+    frames = load_frames(_parts(tmp_path))
+    first, second = compare_floors([detector, detector], frames[0], rounds=2, block=3, warmup=1)
+    assert first.count == second.count == 6
+    figures = measure_model(detector, frames, iterations=5, warmup=1)
+    report = BenchReport(
+        model={},
+        frames={},
+        machine={},
+        floor=figures.floor,
+        detector=figures.detector,
+        detector_steps=figures.steps,
+        model_load_s=0.1,
+        model_warmup_s=0.1,
+    )
+    text = render_summary([("a fp32", report), ("a int8", report)], [("a int8 vs fp32", 2.0)])
+    lines = text.splitlines()
+    assert lines[0].startswith("run") and lines[1].startswith("a fp32") and lines[2].startswith("a int8")
+    assert lines[3].endswith("2.00x (target >= 1.70x: met)")
 
 
 def test_cli_peer_without_ultralytics_is_one_clear_line(tmp_path: Path) -> None:

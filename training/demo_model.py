@@ -9,11 +9,8 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import importlib.metadata
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,14 @@ from edge.detector.detector import Detector
 from edge.modelcard import InputSpec, ModelCard, Thresholds, TrainingInfo, read_card, sha256_file, write_card
 from edge.thresholds import choose_thresholds
 from training import synth
+from training.export import OPSET as EXPORT_OPSET
+from training.export import code_version, export_onnx, validate_onnx
 from training.scoring import score_split
+from training.train import epochs_done, offline_ultralytics
+
+# Older names, kept: the scratch runner of the real-data recipes imports them from here.
+_offline_ultralytics = offline_ultralytics
+_epochs_done = epochs_done
 
 DATA_SEED = 17  # the training/validation renders
 TRAIN_SEED = 0  # weight initialisation and augmentation order
@@ -36,7 +40,7 @@ IMGSZ = 320
 # A demo line: a few escapes on val are the price of not rejecting good parts by the dozen (zero is
 # unreachable: some val defects get no detection at all); the card records what this gave.
 TARGET_ESCAPE = 0.03
-OPSET = 17
+OPSET = EXPORT_OPSET  # training/bench_models.py imports it from here
 DATASET_TEXT = "synthetic machined parts rendered by training/synth.py (redistributable, Apache-2.0)"
 
 
@@ -59,27 +63,6 @@ def training_plan(epochs: int, more_epochs: int, batch: int) -> tuple[TrainingSt
     return tuple(plan)
 
 
-def _refuse_network(event: str, args: tuple[Any, ...]) -> None:
-    """Audit hook: any name lookup or connection raises, so no font, weight or telemetry fetch can happen."""
-    if event in {"socket.getaddrinfo", "socket.connect"}:
-        target = args[1] if event == "socket.connect" else args[0]
-        if event == "socket.connect" and isinstance(target, str):
-            return  # AF_UNIX: a local IPC socket (torch dataloader workers), not the network
-        print(f"demo_model: blocked network access ({event} {target!r})", file=sys.stderr)
-        raise ConnectionRefusedError(f"demo_model runs offline: {event} {target!r} refused")
-
-
-def _offline_ultralytics(work: Path) -> Any:
-    """Import ultralytics configured for an offline run that writes only under `work`; return `YOLO`."""
-    os.environ["YOLO_OFFLINE"] = "1"  # skips its online check, pip update check and telemetry
-    os.environ["YOLO_CONFIG_DIR"] = str(work / "ultralytics-config")  # settings file, not ~/.config
-    sys.addaudithook(_refuse_network)
-    from ultralytics import YOLO, settings
-
-    settings.update({"sync": False, "datasets_dir": str(work), "runs_dir": str(work / "runs")})
-    return YOLO
-
-
 def build_dataset(work: Path, n_train: int, n_val: int) -> Path:
     """Render the dataset into `work/data` unless a complete one of the same size is already there."""
     data_dir = work / "data"
@@ -95,20 +78,11 @@ def build_dataset(work: Path, n_train: int, n_val: int) -> Path:
     return data_yaml
 
 
-def _epochs_done(run_dir: Path) -> int:
-    """Epochs a run has completed, from its results.csv (one row per epoch)."""
-    try:
-        with (run_dir / "results.csv").open(newline="") as handle:
-            return len(list(csv.DictReader(handle)))
-    except FileNotFoundError:
-        return 0
-
-
 def train_stage(yolo: Any, data_yaml: Path, work: Path, stage: TrainingStage) -> Path:
     """Run one training stage (resuming its `last.pt` when a previous run stopped); return `best.pt`."""
     run_dir = work / "runs" / stage.name
     last = run_dir / "weights" / "last.pt"
-    if _epochs_done(run_dir) >= stage.epochs:
+    if epochs_done(run_dir) >= stage.epochs:
         print(f"demo_model: {run_dir} already finished; using its weights", file=sys.stderr)
     elif last.exists():
         # only an unfinished run: ultralytics "resumes" a finished one as a new run on its default data
@@ -162,78 +136,10 @@ def _training_minutes(work: Path, plan: tuple[TrainingStage, ...]) -> float:
     return seconds / 60
 
 
-def export_onnx(yolo: Any, weights: Path, out: Path) -> Path:
-    """Export a static 1x3x320x320 fp32 ONNX graph (opset 17, simplified) to `out/model.onnx`."""
-    exported = yolo(str(weights)).export(
-        format="onnx",
-        imgsz=IMGSZ,
-        opset=OPSET,
-        simplify=True,
-        dynamic=False,
-        half=False,
-        batch=1,
-        device="cpu",
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "model.onnx"
-    shutil.copyfile(exported, target)
-    return target
-
-
 def validate(yolo: Any, onnx_path: Path, data_yaml: Path, work: Path) -> dict[str, object]:
     """Box metrics of the exported ONNX model (through onnxruntime) on the synthetic val split."""
-    result = yolo(str(onnx_path), task="detect").val(
-        data=str(data_yaml),
-        imgsz=IMGSZ,
-        batch=1,
-        device="cpu",
-        plots=False,
-        project=str(work / "runs"),
-        name="val",
-        exist_ok=True,
-        conf=0.001,
-        iou=0.6,
-    )
-    box = result.box
-    per_class = {
-        synth.CLASSES[int(c)]: round(float(box.ap50[i]), 4) for i, c in enumerate(box.ap_class_index)
-    }
-    return {
-        "split": "synthetic val",
-        "mAP50": round(float(box.map50), 4),
-        "mAP50-95": round(float(box.map), 4),
-        "precision": round(float(box.mp), 4),
-        "recall": round(float(box.mr), 4),
-        "mAP50_per_class": per_class,
-    }
-
-
-def code_version() -> str:
-    """lineside version plus the git commit it ran from (and `.dirty` for uncommitted changes)."""
-    version = importlib.metadata.version("lineside")
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return version
-    if head.returncode != 0:
-        return version
-    return f"{version}+g{head.stdout.strip()}" + (".dirty" if dirty.stdout.strip() else "")
+    metrics = validate_onnx(yolo, onnx_path, data_yaml, imgsz=IMGSZ, classes=synth.CLASSES, work=work)
+    return {**metrics, "split": "synthetic val"}
 
 
 def make_card(
@@ -332,11 +238,11 @@ def build_model(
     """Dataset, training, export, validation, card and README: the whole demo model."""
     work = work.resolve()  # ultralytics nests a relative `project` under its own runs folder
     work.mkdir(parents=True, exist_ok=True)
-    yolo = _offline_ultralytics(work)
+    yolo = offline_ultralytics(work)
     data_yaml = build_dataset(work, n_train, n_val)
     plan = training_plan(epochs, more_epochs, batch)
     weights = train(yolo, data_yaml, work, plan)
-    onnx_path = export_onnx(yolo, weights, out)
+    onnx_path = export_onnx(yolo, weights, out, IMGSZ)
     metrics = validate(yolo, onnx_path, data_yaml, work)
     args: dict[str, object] = {
         "epochs": epochs,

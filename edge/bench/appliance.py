@@ -56,7 +56,7 @@ def write_station(
         "station": {"name": f"bench-{mode}"},
         "source": {"kind": "folder", "path": str(parts_dir), "loop": True},
         "trigger": {"mode": mode, "takt_ms": 0.0},
-        "detector": detector.model_dump(mode="json"),
+        "detector": detector.model_dump(mode="json", exclude_none=True),
         "recipes": [{"number": 1, "name": "bench-part", "model": str(model_dir)}],
         "default_recipe": 1,
         "robot_link": {

@@ -135,3 +135,22 @@ def measure_peer(
         if i >= warmup:
             samples.append((time.perf_counter() - start) * 1000.0)
     return spread(samples, "peer")
+
+
+def compare_floors(
+    detectors: list[Detector], frame: Frame, *, rounds: int = 8, block: int = 15, warmup: int = 5
+) -> list[Spread]:
+    """The floor of several models in alternating blocks, so that all see the same machine (e.g. the
+    INT8 speed-up over fp32); blocks, not single runs, as two thread pools taking turns slow each other."""
+    tensors = [Preprocessor(d.card.input)(frame)[0].copy() for d in detectors]
+    samples: list[list[float]] = [[] for _ in detectors]
+    for _ in range(rounds):
+        for detector, tensor, out in zip(detectors, tensors, samples, strict=True):
+            for i in range(warmup + block):
+                start = time.perf_counter()
+                detector.run_raw(tensor)
+                if i >= warmup:
+                    out.append((time.perf_counter() - start) * 1000.0)
+    return [
+        spread(s, f"floor of {d.card.name} {d.card.version}") for d, s in zip(detectors, samples, strict=True)
+    ]

@@ -29,7 +29,7 @@ from edge.bench.robot import BenchRobot, PartTiming
 from edge.bench.stats import Spread, spread
 from edge.bench.stream import Finalised, InspectionStream
 from edge.detector.config import DetectorConfig
-from edge.detector.detector import Detector
+from edge.detector.detector import Detector, auto_threads
 from edge.errors import LinesideError
 from edge.inspection import Verdict
 from edge.robotlink.registers import VerdictCode
@@ -118,7 +118,7 @@ def _describe_model(detector: Detector, cfg: DetectorConfig) -> dict[str, object
         "input": f"{card.input.width}x{card.input.height}",
         "dtype": card.input.dtype,
         "providers": ", ".join(detector.providers),
-        "threads": cfg.threads or "auto",
+        "threads": cfg.threads or f"auto: {auto_threads()}",
         "graph_optimization": cfg.graph_optimization,
     }
 
@@ -313,8 +313,8 @@ def _line_notes(report: BenchReport, o: BenchOptions) -> list[str]:
     if e2e is not None and "capture: read + decode the frame" in e2e.steps_ms:
         capture = e2e.steps_ms["capture: read + decode the frame"].p50_ms
         notes.append(
-            f"the station's source is a folder of image files: capture reads and decodes one per part "
-            f"({capture:.1f} ms p50) on the critical path; a camera delivers frames already decoded"
+            f"the station's source is a folder of image files, read and decoded one frame ahead while "
+            f"inference works (capture's own step {capture:.2f} ms p50), as a camera delivers decoded frames"
         )
     if e2e is not None and e2e.faults:
         notes.append(f"{e2e.faults} robot-triggered parts ended in ERROR/LATE: {e2e.verdicts}")

@@ -144,3 +144,33 @@ def render(r: BenchReport) -> str:
         lines.append("  ".join((*cells, *ratios, row.target)).rstrip())
     notes = [f"- {note}" for note in r.notes]
     return "\n".join(header + lines + (["", "notes:", *notes] if notes else [])) + "\n"
+
+
+def render_summary(runs: list[tuple[str, BenchReport]], speedups: list[tuple[str, float]]) -> str:
+    """One line per bench run (each a ratio to its own floor), and the INT8 speed-ups at the floor."""
+    head = ("run", "floor p50", "detector", "peer", "e2e p50 / p99", "session.run in line", "throughput")
+    rows = [(*head, "RSS", "READY")]
+    for label, r in runs:
+        x = r.ratios()
+        e2e, t = r.end_to_end, r.throughput
+        infer = e2e.steps_ms.get("inference: session.run") if e2e is not None else None
+        rows.append(
+            (
+                label,
+                _ms(r.floor.p50_ms),
+                _x(x["detector_p50"]),
+                _x(x["peer_p50"]) if "peer_p50" in x else "",
+                f"{_x(x['end_to_end_p50'])} / {_x(x['end_to_end_p99'])}" if "end_to_end_p50" in x else "",
+                _ms(infer.p50_ms) if infer is not None else "",
+                f"{_x(x['throughput'])} ({t.parts_per_s:.1f}/s)" if t is not None else "",
+                f"{r.total_rss_mb():.0f} MB" if r.memory else "",
+                f"{max(s.ready_s for s in r.startups):.2f} s" if r.startups else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head) + 2)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [
+        f"INT8 speed-up at the floor, {label}: {ratio:.2f}x (target >= 1.70x: {_met(ratio >= 1.7)})"
+        for label, ratio in speedups
+    ]
+    return "\n".join(lines) + "\n"

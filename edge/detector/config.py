@@ -15,6 +15,25 @@ PROVIDER_ALIASES: dict[str, str] = {
 }
 
 
+class TilingConfig(BaseModel):
+    """Cut each frame into overlapping tiles, detect on each, merge (edge/detector/tiling.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: int | None = Field(
+        None,
+        ge=32,
+        le=8192,
+        description="Tile edge in frame pixels; unset: the tile size the model was trained on (its card).",
+    )
+    overlap: float = Field(
+        0.2, ge=0.0, lt=0.9, description="Least overlap of neighbouring tiles, as a fraction of the tile."
+    )
+    max_batch: int = Field(
+        8, ge=1, le=64, description="Most tiles per inference when the model's batch dimension is free."
+    )
+
+
 class DetectorConfig(BaseModel):
     """How the detector runs its ONNX model. Unknown keys are refused."""
 
@@ -34,8 +53,9 @@ class DetectorConfig(BaseModel):
         ge=0,
         le=256,
         description=(
-            "Intra-op threads for one inference. 0 lets onnxruntime choose (one per physical core);"
-            " set it lower when other work shares the CPU."
+            "Intra-op threads for one inference. 0 (auto): one less than the CPUs this process may"
+            " use, at least 1, because capture, the robot link and the recorder need a core too and a"
+            " parallel operator waits for its slowest thread (measured: docs/performance.md)."
         ),
     )
     graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
@@ -46,6 +66,9 @@ class DetectorConfig(BaseModel):
     )
     max_detections: int = Field(
         300, ge=1, le=10000, description="Most detections kept per frame after NMS, highest confidence first."
+    )
+    tiling: TilingConfig | None = Field(
+        None, description="Detect on overlapping tiles of each frame (small defects on large frames)."
     )
 
     @field_validator("providers")

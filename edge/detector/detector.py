@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from edge.detector.decode import check_output_shape, decode_yolov8
 from edge.detector.errors import InferenceError, InvalidFrame
 from edge.detector.onnxfile import MalformedOnnxError, references_external_data
 from edge.detector.preprocess import Preprocessor
+from edge.detector.tiling import make_tiler
 from edge.errors import LinesideError
 from edge.inspection import Detection
 from edge.modelcard import ModelCard, load_verified
@@ -63,6 +65,18 @@ def select_providers(requested: list[str], available: list[str]) -> list[str]:
     return chosen
 
 
+def auto_threads() -> int:
+    """Intra-op threads when the config says 0: the usable CPUs less one for the rest of the appliance.
+
+    On 2 cores, 1 thread kept session.run inside the line at its floor, where 2 threads doubled it.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    return max(1, usable - 1)
+
+
 def validate_frame(image: Any) -> npt.NDArray[np.uint8]:
     """Return the frame if it is an HxWx3 uint8 array, else raise InvalidFrame."""
     if not isinstance(image, np.ndarray):
@@ -89,6 +103,7 @@ class Detector:
         self._input_name = _check_input(self._session, self._card, onnx_path)
         self._output_name = _check_output(self._session, self._card, onnx_path)
         self._preprocess = Preprocessor(self._card.input)
+        self._tiler = make_tiler(self._card, self._cfg, self._session.get_inputs()[0].shape)
         log.info("model %s loaded from %s on %s", self._label, onnx_path, ", ".join(self.providers))
 
     @property
@@ -117,6 +132,9 @@ class Detector:
         if not 0.0 <= floor <= 1.0:
             raise ValueError(f"conf_floor must be in [0, 1], got {floor}")
         frame = validate_frame(image_bgr)
+        if self._tiler is not None:  # detector.tiling: overlapping tiles, merged (edge/detector/tiling.py)
+            tiled = self._tiler.detect(frame, floor, self.run_raw, self._label)
+            return DetectionResult(tiled.detections, tiled.preprocess_ms, tiled.infer_ms, tiled.decode_ms)
         start = time.perf_counter()
         tensor, transform = self._preprocess(frame)
         preprocessed = time.perf_counter()
@@ -164,7 +182,7 @@ def _open_session(onnx_path: Path, card: ModelCard, cfg: DetectorConfig) -> ort.
     if external:
         raise LinesideError(f"{onnx_path}: model references external data files; export it as one file")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = cfg.threads
+    options.intra_op_num_threads = cfg.threads or auto_threads()
     options.graph_optimization_level = _OPTIMIZATION[cfg.graph_optimization]
     providers = select_providers(list(cfg.providers), ort.get_available_providers())
     try:

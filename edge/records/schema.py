@@ -81,10 +81,26 @@ def open_writer(
             raise LinesideError(f"{db_path}: records schema version {version}, expected {SCHEMA_VERSION}")
         if version == 0:
             _create_schema(conn)
+        else:
+            _probe_writable(conn, db_path)
+    except sqlite3.Error as exc:  # e.g. a read-only filesystem: no -wal/-shm can be created
+        conn.close()
+        raise LinesideError(f"{db_path}: records database is not writable ({exc})") from None
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _probe_writable(conn: sqlite3.Connection, db_path: Path) -> None:
+    """SQLite opens a database on a read-only filesystem read-only without a word; the one writer must
+    find out now (and not start) rather than at its first record."""
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE;\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise LinesideError(f"{db_path}: records database is not writable ({exc})") from None
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:

@@ -52,6 +52,10 @@ class Handshake:
 
     STATUS ERROR is a latch: set when ERROR or LATE is published or the interlock is raised, reset by a
     rising edge of CONTROL CLEAR_ERROR (or clear_error()) once the interlock is lowered.
+
+    One part is in flight at a time, except that internal (free-running) triggers may keep up to
+    `internal_depth` parts in flight (pipelining): each is keyed by its own part_seq, takes only its own
+    result, and leaves the ledger exactly once. A robot trigger always supersedes every part in flight.
     """
 
     def __init__(self, cfg: RobotLinkConfig, clock: Callable[[], float], boot_id: int | None = None) -> None:
@@ -67,7 +71,9 @@ class Handshake:
         self._robot = [0] * reg.ROBOT_COUNT
         self._heartbeat = 1
         self._heartbeat_due = now + cfg.heartbeat_period_ms / 1000.0
-        self._in_flight: _Part | None = None
+        # Parts in flight by part_seq, oldest first; more than one only for pipelined internal triggers.
+        self._in_flight: dict[int, _Part] = {}
+        self._internal_depth = 1
         self._last_trigger: int | None = None
         self._internal_seq = 0
         self._part_seq = 0
@@ -93,7 +99,18 @@ class Handshake:
 
     @property
     def in_flight_part_seq(self) -> int | None:
-        return self._in_flight.part_seq if self._in_flight else None
+        """The oldest part in flight, if any."""
+        return next(iter(self._in_flight), None)
+
+    @property
+    def in_flight_count(self) -> int:
+        return len(self._in_flight)
+
+    def set_internal_depth(self, depth: int) -> None:
+        """How many internally triggered parts may be in flight at once (free-run pipelining)."""
+        if not 1 <= depth <= 8:
+            raise LinesideError(f"robot link: internal trigger depth must be in 1..8, got {depth}")
+        self._internal_depth = depth
 
     def robot_registers(self) -> list[int]:
         """A copy of the robot block (offsets 16..21) as last written."""
@@ -156,8 +173,8 @@ class Handshake:
         measured on this handshake's clock from the trigger.
         """
         now = self._clock()
-        part = self._in_flight
-        if part is None or part.part_seq != part_seq or boot_id != self.boot_id:
+        part = self._in_flight.get(part_seq)
+        if part is None or boot_id != self.boot_id:
             self.counters.late_dropped += 1
             why = "from another boot" if boot_id != self.boot_id else "no longer in flight"
             reason = (
@@ -207,7 +224,7 @@ class Handshake:
     def set_ready(self, model_ready: bool, camera_ready: bool) -> list[Event]:
         """Model warmed up, camera delivering. Losing either faults the part in flight (never passes it)."""
         self._model_ready, self._camera_ready = model_ready, camera_ready
-        if self._in_flight is None or (model_ready and camera_ready):
+        if not self._in_flight or (model_ready and camera_ready):
             return []
         error = ErrorCode.CAMERA if not camera_ready else ErrorCode.MODEL
         return self._fault_in_flight(self._clock(), error, f"{error.kind} lost while the part was in flight")
@@ -262,7 +279,7 @@ class Handshake:
         bits = StatusBit(0)
         if self.ready:
             bits |= StatusBit.READY
-        if self._in_flight is not None:
+        if self._in_flight:
             bits |= StatusBit.BUSY
         if reg.split_result_word(self._result[reg.RESULT_WORD - reg.RESULT_FIRST])[0] != VerdictCode.EMPTY:
             bits |= StatusBit.RESULT_VALID
@@ -287,13 +304,13 @@ class Handshake:
     def _trigger(self, seq: int, source: TriggerSource, now: float) -> list[Event]:
         """Register a part: orphan the one in flight, clear the result, ACK, then inspect or refuse it."""
         events: list[Event] = []
-        if self._in_flight is not None:
+        depth = self._internal_depth if source == "internal" else 1
+        while len(self._in_flight) >= depth:
+            oldest = next(iter(self._in_flight.values()))
             self.counters.superseded += 1
             reason = f"FAULT (overload): superseded by trigger {seq} before its result"
             events.append(
-                self._finalise(
-                    self._in_flight, now, Verdict.FAULT, ErrorCode.OVERLOAD, (reason,), published=None
-                )
+                self._finalise(oldest, now, Verdict.FAULT, ErrorCode.OVERLOAD, (reason,), published=None)
             )
         self._last_trigger = seq
         self._part_seq += 1
@@ -303,7 +320,7 @@ class Handshake:
         self._position = list(_NO_POSITION)
         refusal = self._refusal()
         if refusal is None:
-            self._in_flight = part
+            self._in_flight[part.part_seq] = part
             events.append(TriggerRequested(seq, part.part_seq, self.boot_id, now, source))
             return events
         error, why = refusal
@@ -369,8 +386,8 @@ class Handshake:
         decision: Decision | None = None,
     ) -> Finalised:
         """The one place a part leaves the ledger."""
-        if self._in_flight is part:
-            self._in_flight = None
+        if self._in_flight.get(part.part_seq) is part:
+            del self._in_flight[part.part_seq]
         self.counters.inspections += 1
         if verdict is Verdict.FAULT:
             self.counters.faults += 1
@@ -391,33 +408,35 @@ class Handshake:
         )
 
     def _fault_in_flight(self, now: float, error: ErrorCode, why: str) -> list[Event]:
-        """Publish ERROR for the part in flight and finalise it as FAULT."""
-        part = self._in_flight
-        if part is None:
-            return []
-        self.counters.errors += 1
-        self._publish(part, VerdictCode.ERROR, now, error=error)
-        reasons = (f"FAULT ({error.kind}): {why}",)
-        return [self._finalise(part, now, Verdict.FAULT, error, reasons, published=VerdictCode.ERROR)]
+        """Publish ERROR for every part in flight (oldest first) and finalise each as FAULT."""
+        events: list[Event] = []
+        for part in list(self._in_flight.values()):
+            self.counters.errors += 1
+            self._publish(part, VerdictCode.ERROR, now, error=error)
+            reasons = (f"FAULT ({error.kind}): {why}",)
+            events.append(
+                self._finalise(part, now, Verdict.FAULT, error, reasons, published=VerdictCode.ERROR)
+            )
+        return events
 
     def _expire_budget(self, now: float) -> list[Event]:
-        part = self._in_flight
         budget = self._cfg.publish_budget_ms
-        if part is None or (now - part.t) * 1000.0 <= budget:
-            return []
-        self.counters.timeouts += 1
-        reasons = (f"FAULT (timeout): no result within {budget} ms, published LATE",)
-        return [self._publish_late(part, now, reasons, None)]
+        events: list[Event] = []
+        for part in list(self._in_flight.values()):
+            if (now - part.t) * 1000.0 <= budget:
+                continue
+            self.counters.timeouts += 1
+            reasons = (f"FAULT (timeout): no result within {budget} ms, published LATE",)
+            events.append(self._publish_late(part, now, reasons, None))
+        return events
 
     def _forget(self, now: float, why: str) -> list[Event]:
         """Clear the result and forget the sequence; the part in flight (if any) is orphaned as FAULT LINK."""
         events: list[Event] = []
-        if self._in_flight is not None:
+        for part in list(self._in_flight.values()):
             self.counters.forgotten += 1
             reasons = (f"FAULT (link): {why} while the part was in flight",)
-            events.append(
-                self._finalise(self._in_flight, now, Verdict.FAULT, ErrorCode.LINK, reasons, published=None)
-            )
+            events.append(self._finalise(part, now, Verdict.FAULT, ErrorCode.LINK, reasons, published=None))
         self._result = [0] * _RESULT_SIZE
         self._position = list(_NO_POSITION)
         self._last_trigger = None
@@ -427,7 +446,7 @@ class Handshake:
         control = self._robot_reg(reg.CONTROL)
         if control & reg.ControlBit.CLEAR_ERROR and not before & reg.ControlBit.CLEAR_ERROR:
             self.clear_error()
-        if self.enabled or self._in_flight is None:
+        if self.enabled or not self._in_flight:
             return []
         return self._fault_in_flight(
             now, ErrorCode.DISABLED, "ENABLE switched off while the part was in flight"

@@ -23,10 +23,12 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["folder", "video", "camera", "stream"] = Field(
+    kind: Literal["folder", "video", "camera", "stream", "genicam"] = Field(
         ...,
         description="folder: replay image files in name order; video: replay a video file; "
-        "camera: an OpenCV camera index (USB/V4L2); stream: an RTSP/HTTP(S) URL read through FFMPEG.",
+        "camera: an OpenCV camera index (USB/V4L2); stream: an RTSP/HTTP(S) URL read through FFMPEG; "
+        "genicam: an industrial GigE Vision/USB3 Vision camera through the Basler pylon SDK "
+        "(pip install 'lineside[genicam]'; see docs/cameras.md).",
     )
     path: Path | None = Field(
         None, description="folder or video kind: the image folder or the video file. Not used otherwise."
@@ -38,6 +40,44 @@ class SourceConfig(BaseModel):
         None,
         description="stream kind: the stream URL, e.g. rtsp://user:pass@10.0.0.5/stream1 or "
         "http://10.0.0.5/video.mjpg. Passwords are redacted in logs and records.",
+    )
+    serial: str | None = Field(
+        None, min_length=1, description="genicam kind: the camera's serial number (set serial or user_id)."
+    )
+    user_id: str | None = Field(
+        None,
+        min_length=1,
+        description="genicam kind: the camera's DeviceUserID, a name written into the camera (set serial or "
+        "user_id); lets a replaced camera take over without a config change.",
+    )
+    pixel_format: str | None = Field(
+        None,
+        min_length=1,
+        description="genicam kind: the camera's PixelFormat, e.g. Mono8, BayerRG8, BGR8; frames are "
+        "converted to BGR. Default: leave the camera's setting.",
+    )
+    exposure_us: float | None = Field(
+        None,
+        gt=0,
+        description="genicam kind: ExposureTime in microseconds (auto exposure is switched off). "
+        "Default: leave the camera's setting.",
+    )
+    gain_db: float | None = Field(
+        None,
+        ge=0,
+        description="genicam kind: Gain in dB (auto gain is switched off). "
+        "Default: leave the camera's setting.",
+    )
+    trigger: Literal["free_run", "software", "hardware"] | None = Field(
+        None,
+        description="genicam kind (default free_run): free_run: the camera streams at its own rate; "
+        "software: each read fires a software trigger and waits for that frame; hardware: the camera "
+        "exposes on an edge on trigger_line (use with trigger.mode hardware and buffer fifo).",
+    )
+    trigger_line: str | None = Field(
+        None,
+        min_length=1,
+        description="genicam kind with trigger hardware: the TriggerSource input, e.g. Line1 (the default).",
     )
     loop: bool = Field(
         False,
@@ -77,7 +117,8 @@ class SourceConfig(BaseModel):
         gt=0,
         le=120,
         description="Streams: the longest OpenCV waits for the next frame (CAP_PROP_READ_TIMEOUT_MSEC) "
-        "before the stream counts as lost and is reopened.",
+        "before the stream counts as lost and is reopened. genicam: the longest wait for a frame after a "
+        "software trigger, or between free-running frames, before the camera counts as lost and is reopened.",
     )
     buffer: Literal["latest", "fifo"] = Field(
         "latest",
@@ -100,7 +141,7 @@ class SourceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> SourceConfig:
-        needs = {"folder": "path", "video": "path", "camera": "index", "stream": "url"}[self.kind]
+        needs = {"folder": "path", "video": "path", "camera": "index", "stream": "url"}.get(self.kind)
         for name in ("path", "index", "url"):
             given = getattr(self, name) is not None
             if name == needs and not given:
@@ -113,6 +154,7 @@ class SourceConfig(BaseModel):
             raise ValueError("fields 'expected_width' and 'expected_height' must be set together")
         if self.reconnect_max_s < self.reconnect_initial_s:
             raise ValueError("field 'reconnect_max_s' must be >= reconnect_initial_s")
+        _check_genicam_fields(self)
         if self.url is not None:
             scheme = self.url.split("://", 1)[0].lower() if "://" in self.url else ""
             if scheme not in _URL_SCHEMES:
@@ -125,6 +167,20 @@ class SourceConfig(BaseModel):
         if self.expected_width is None or self.expected_height is None:
             return None
         return (self.expected_width, self.expected_height)
+
+
+def _check_genicam_fields(cfg: SourceConfig) -> None:
+    """The genicam fields: only with kind genicam, which needs exactly one way to find its camera."""
+    fields = ("serial", "user_id", "pixel_format", "exposure_us", "gain_db", "trigger", "trigger_line")
+    if cfg.kind != "genicam":
+        for name in fields:
+            if getattr(cfg, name) is not None:
+                raise ValueError(f"field '{name}' applies to kind 'genicam' only, not '{cfg.kind}'")
+        return
+    if (cfg.serial is None) == (cfg.user_id is None):
+        raise ValueError("kind 'genicam' needs exactly one of the fields 'serial' or 'user_id'")
+    if cfg.trigger_line is not None and cfg.trigger != "hardware":
+        raise ValueError("field 'trigger_line' applies to trigger 'hardware' only")
 
 
 def parse_source_config(data: Mapping[str, Any], where: str = "source") -> SourceConfig:
@@ -153,6 +209,10 @@ def open_source(cfg: SourceConfig) -> FrameSource:
         source = FolderSource(cfg)
     elif cfg.kind == "video":
         source = VideoFileSource(cfg)
+    elif cfg.kind == "genicam":
+        from edge.sources.genicam import GenicamSource  # the SDK is an optional extra, loaded only here
+
+        source = GenicamSource(cfg)
     else:
         source = LiveSource(cfg)
     source.open()

@@ -4,6 +4,8 @@ A part whose frame cannot be had (camera lost, corrupt or wrong-sized frame, inf
 frames) gets a FAULT result sent straight to the robot link: it never waits for a timeout to fail.
 In hardware-trigger mode the camera decides when a part is there: every frame it delivers is
 announced to the robot link, which registers the part and sends its trigger back for that frame.
+A replayed source (folder, video) is read and decoded one frame ahead, while inference works, so that
+the decode is off the critical path as it is for a camera that delivers decoded frames.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ TRIGGER_POLL_MS = 50
 FRAME_SEND_WAIT_MS = 100
 HARDWARE_READ_S = 0.02  # hardware mode: how long one step waits for the camera's next frame
 MAX_HELD_FRAMES = 8  # hardware mode: frames waiting for their part's trigger
+READ_AHEAD_S = 1.0  # replayed sources: the longest one read-ahead may take (a file on a slow disk)
 
 
 class CaptureWorker(Worker):
@@ -47,6 +50,9 @@ class CaptureWorker(Worker):
         self.held: OrderedDict[int, Frame | FrameError] = OrderedDict()
         self.frame_refs = 0
         self.source: FrameSource = open_source(self.config.source)  # opened, or LinesideError
+        # Replayed sources: the next frame (or the error reading it gave), read while inference works.
+        self.ahead: Frame | FrameError | None = None
+        self.replayed = 0
         self.counts = {"frames": 0, "frame_faults": 0, "camera_faults": 0, "overload": 0, "stale_triggers": 0}
         self._delivered = False
         self.station_check = self._check_station()
@@ -62,6 +68,7 @@ class CaptureWorker(Worker):
             return ""
         try:
             reference = StationReference.load(recipe.calibration)
+            self.replayed += 1  # a replay played once counts this frame too (see _can_read_ahead)
             frame = self.source.read(timeout_s=self.config.source.open_timeout_s)
             report = reference.check(frame.image, origin=frame.origin)
         except LinesideError as exc:  # no reference image, no frame: the station is unchecked
@@ -93,7 +100,28 @@ class CaptureWorker(Worker):
         got = self.triggers.recv(0 if self.hardware else TRIGGER_POLL_MS)
         if got is not None:
             self._capture(got[0])
+        self._read_ahead()
         self._update_detail()
+
+    def _can_read_ahead(self) -> bool:
+        """Only replays read ahead: a live camera's frame must be taken after its trigger, and a replay
+        played once must not reach its end (and report the camera lost) while parts are still in flight."""
+        src = self.config.source
+        if self.hardware or self.ahead is not None or src.kind not in ("folder", "video"):
+            return False
+        files = getattr(self.source, "files", None)
+        return src.loop or (src.kind == "folder" and files is not None and self.replayed < len(files))
+
+    def _read_ahead(self) -> None:
+        if not self._can_read_ahead():
+            return
+        try:
+            self.ahead = self.source.read(timeout_s=READ_AHEAD_S)
+        except FrameError as exc:
+            self.ahead = exc  # the next part gets this FRAME fault, as if it had read the file itself
+        except SourceUnavailable:
+            return  # the part's own read reports it
+        self.replayed += 1
 
     def _watch_camera(self) -> None:
         """Hardware trigger: a frame from the camera means a part; announce it to the robot link."""
@@ -118,7 +146,13 @@ class CaptureWorker(Worker):
     def _read_for(self, trigger: Trigger, remaining_s: float) -> Frame:
         """The frame for this trigger: the camera's oldest unclaimed frame (hardware) or a fresh read."""
         if not self.hardware:
-            return self.source.read(timeout_s=remaining_s)
+            item, self.ahead = self.ahead, None
+            if isinstance(item, FrameError):
+                raise item
+            if item is None:
+                self.replayed += 1
+                return self.source.read(timeout_s=remaining_s)
+            return item
         item = self.held.pop(trigger.frame_ref, None) if trigger.frame_ref is not None else None
         if item is None:
             raise SourceUnavailable("hardware trigger: frame for this part was dropped", self.source.state)

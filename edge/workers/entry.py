@@ -7,8 +7,12 @@ import importlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.workers.base import Worker, WorkerContext
+
+if TYPE_CHECKING:
+    from edge.config import LinesideConfig
 
 # Start order; the supervisor stops them in reverse. The recorder starts first and stops last so
 # that it sees every record; the robot link starts before inference so the robot sees a live
@@ -20,7 +24,21 @@ WORKER_CLASSES = {
     "robotlink": "edge.workers.robotlink:RobotLinkWorker",
     "inference": "edge.workers.inference:InferenceWorker",
     "capture": "edge.workers.capture:CaptureWorker",
+    "status": "edge.workers.status:StatusWorker",
+    "fleet": "edge.workers.fleet:FleetWorker",
 }
+
+# Observers, started only when enabled in the config: after the recorder and before the robot link (so
+# they see every final record, the shutdown's included), never part of READY, and given up (not a line
+# fault) when they keep failing. The line's verdicts never depend on them.
+OPTIONAL_WORKERS = ("status", "fleet")
+
+
+def worker_order(config: LinesideConfig) -> tuple[str, ...]:
+    """The start order of this configuration's workers (the supervisor stops them in reverse)."""
+    enabled = {"status": config.status.enabled, "fleet": config.fleet.enabled}
+    optional = tuple(name for name in OPTIONAL_WORKERS if enabled[name])
+    return (WORKER_ORDER[0], *optional, *WORKER_ORDER[1:])
 
 
 def worker_class(name: str) -> type[Worker]:

@@ -17,6 +17,7 @@ from edge.detector.detector import Detector
 from edge.errors import ErrorCode, LinesideError
 from edge.inspector import Inspector
 from edge.messages import FrameHeader, ImageNote, ModelRef, Result
+from edge.modelswap import ModelWatcher, current_model_dir
 from edge.transport import Receiver, Sender
 from edge.workers.base import Worker
 
@@ -43,13 +44,16 @@ class InferenceWorker(Worker):
             self.load_error = str(exc)
             self.state = "degraded"
             log.error("model refused: %s", exc)
-        self.detail = {"load_error": self.load_error, **self.counts}
+        # Registry recipes follow their promoted version, swapped in between parts (edge/modelswap.py).
+        self.watcher = ModelWatcher(self.config.recipes, self.config.detector, self.recipes)
+        self.swap_fault = ""
+        self.detail = {"load_error": self.load_error, **self.counts, **self.watcher.detail}
 
     def _load_recipes(self) -> dict[int, Inspector]:
         detectors: dict[Path, Detector] = {}
         loaded: dict[int, Inspector] = {}
         for recipe in self.config.recipes:
-            model_dir = recipe.model.resolve()
+            model_dir = current_model_dir(recipe)
             if model_dir not in detectors:
                 self.beat(force=True)
                 detector = Detector(model_dir, self.config.detector)
@@ -68,6 +72,10 @@ class InferenceWorker(Worker):
         return loaded
 
     def step(self) -> None:
+        outcome = self.watcher.poll()  # between parts, so a part is judged wholly by one model
+        self.recipes.update(outcome.swapped)
+        self.swap_fault = outcome.refused or self.swap_fault
+        self.detail.update(self.watcher.detail)
         got = self.frames.recv(FRAME_POLL_MS)
         if got is None:
             return
@@ -82,7 +90,7 @@ class InferenceWorker(Worker):
                 ImageNote(boot_id=header.trigger.boot_id, seq=header.trigger.seq, shape=header.shape), image
             )
         self.counts["faults" if result.error_code else "inspected"] += 1
-        self.detail = {"load_error": self.load_error, **self.counts}
+        self.detail = {"load_error": self.load_error, **self.counts, **self.watcher.detail}
 
     def _judge(self, header: FrameHeader, image: np.ndarray | None) -> Result:
         trigger = header.trigger
@@ -101,6 +109,9 @@ class InferenceWorker(Worker):
             model=ModelRef(name=card.name, version=card.version, sha256=card.sha256),
             recipe_name=loaded.recipe.name,
         )
+        if self.swap_fault:  # a refused model swap: shown once, as this part's FAULT (a reject)
+            reason, self.swap_fault = self.swap_fault, ""
+            return Result.fault(trigger, ErrorCode.MODEL, reason, **extra)
         inspection = loaded.inspect(image)
         decision = inspection.decision
         return Result(
@@ -118,6 +129,8 @@ class InferenceWorker(Worker):
         )
 
     def teardown(self) -> None:
+        if getattr(self, "watcher", None) is not None:
+            self.watcher.close()
         for name in ("frames", "results", "images"):
             sock = getattr(self, name, None)
             if sock is not None:

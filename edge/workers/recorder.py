@@ -8,8 +8,9 @@ sends the frame beside it. A part triggered under a robot-link boot that has sin
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,14 @@ POLL_MS = 50
 IMAGE_WAIT_S = 0.5  # how long a final verdict waits for its frame before it is stored without it
 MAX_HELD_IMAGES = 64
 DRAIN_S = 2.0
+# Ledger events per step: each may commit a row (fsync), so a backlog must not keep the loop from its
+# heartbeat; else the supervisor kills a busy recorder as stuck and its backlog is lost.
+LEDGER_BATCH = 20
+# A record the store could not write (disk full, read-only, I/O error) is held and retried, never dropped:
+# a crash would lose the whole backlog. Images of held records beyond this many are let go (the record
+# is still written, without its picture).
+RETRY_S = 0.5
+MAX_HELD_RETRY_IMAGES = 64
 
 
 @dataclass
@@ -42,9 +51,11 @@ class RecorderWorker(Worker):
 
     def setup(self) -> None:
         ep = self.endpoints
+        # The store first: a recorder that cannot open it (disk read-only, full) must not take events
+        # off the robot link's queue and die with them; unbound, they wait at the sender for the next.
+        self.store = RecordStore(self.config.records)
         self.ledger: Receiver[LedgerEvent] = Receiver(self.zmq, ep.ledger, LedgerEvent, hwm=100000)
         self.images: Receiver[ImageNote] = Receiver(self.zmq, ep.images, ImageNote, hwm=200)
-        self.store = RecordStore(self.config.records)
         report = self.store.recover()
         log.info("records recovery: %s", report)
         self.poller = zmq.Poller()
@@ -55,18 +66,21 @@ class RecorderWorker(Worker):
         self.waiting: dict[tuple[int, int], _Waiting] = {}
         self.boot_id: int | None = None
         self.counts = {"records": 0, "orphans_closed": 0, "duplicates": 0, "images_dropped": 0}
+        self.unwritten: deque[tuple[LedgerEvent, np.ndarray | None]] = deque()
+        self.next_retry = 0.0
 
     def step(self) -> None:
         ready = dict(self.poller.poll(POLL_MS))
         if self.images.socket in ready:
             self._drain_images()
         if self.ledger.socket in ready:
-            for _ in range(1000):
+            for _ in range(LEDGER_BATCH):
                 got = self.ledger.recv(0)
                 if got is None:
                     break
                 self._on_ledger(got[0])
         self._flush_waiting(force=False)
+        self._retry_unwritten(force=False)
         self.detail = {**self.counts, "open": len(self.open_parts), **self.store.stats().__dict__}
 
     def _drain_images(self) -> None:
@@ -110,12 +124,19 @@ class RecorderWorker(Worker):
                 self._write(waiting.event)
                 del self.waiting[key]
 
-    def _write(self, event: LedgerEvent) -> None:
+    def _write(self, event: LedgerEvent, image: np.ndarray | None = None) -> None:
         key = (event.trigger.boot_id, event.trigger.seq)
-        image = self.held_images.pop(key, None)
+        image = self.held_images.pop(key, image)
+        if self.unwritten:  # keep the order: behind the records already waiting for the disk
+            self._hold(event, image)
+            return
         record = record_from_event(event)
         try:
             self.store.add(record, image)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("records: cannot write part %s (%s): held, retried every %.1f s", key, exc, RETRY_S)
+            self._hold(event, image)
+            return
         except DuplicateRecordError:
             # The ledger finalises exactly once; a second final for a key means a bug upstream.
             self.counts["duplicates"] += 1
@@ -123,8 +144,44 @@ class RecorderWorker(Worker):
             return
         self.counts["records"] += 1
 
+    def _hold(self, event: LedgerEvent, image: np.ndarray | None) -> None:
+        if image is not None and sum(img is not None for _, img in self.unwritten) >= MAX_HELD_RETRY_IMAGES:
+            image = None  # bounded memory: the record is kept, its picture is not
+            self.counts["images_dropped"] += 1
+        self.unwritten.append((event, image))
+        self.counts["unwritten"] = len(self.unwritten)
+
+    def _retry_unwritten(self, force: bool) -> None:
+        """Write held records in order until one fails again (then wait RETRY_S)."""
+        now = time.monotonic()
+        if not self.unwritten or (not force and now < self.next_retry):
+            return
+        held = len(self.unwritten)
+        for _ in range(held if force else LEDGER_BATCH):  # bounded per step, like the ledger
+            if not self.unwritten:
+                break
+            event, image = self.unwritten[0]
+            try:
+                self.store.add(record_from_event(event), image)
+            except DuplicateRecordError:
+                pass  # written before a failure was reported (e.g. the commit landed): the first stands
+            except (sqlite3.Error, OSError):
+                self.next_retry = now + RETRY_S
+                break
+            else:
+                self.counts["records"] += 1
+            self.unwritten.popleft()
+        self.counts["unwritten"] = len(self.unwritten)
+        if not self.unwritten:
+            log.warning("records: writable again, the held record(s) are written")
+        elif force:
+            log.error("records: %d held record(s) could not be written before the stop", len(self.unwritten))
+
     def teardown(self) -> None:
         if not hasattr(self, "store"):
+            return
+        if not hasattr(self, "poller"):  # setup failed after opening the store
+            self.store.close()
             return
         # Drain what the robot link sent before it stopped: no finished inspection is lost.
         deadline = time.monotonic() + DRAIN_S
@@ -139,6 +196,7 @@ class RecorderWorker(Worker):
                 if got is not None:
                     self._on_ledger(got[0])
         self._flush_waiting(force=True)
+        self._retry_unwritten(force=True)
         for trigger in list(self.open_parts.values()):
             self._write(_orphan_event(trigger, "appliance stopped before the verdict"))
         self.open_parts.clear()

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 FLUSH_MS = 1000  # well inside the supervisor's stop_timeout_s
+# free_run: parts in flight at once, so that capture of the next part overlaps inference of this one
+# (pipelining). Each part keeps its own (boot_id, seq); a result applies only to its own part.
+FREE_RUN_IN_FLIGHT = 2
 
 
 class RobotLinkWorker(Worker):
@@ -297,16 +300,18 @@ class RobotLinkWorker(Worker):
             self._arriving_frame = None
 
     async def _free_run(self) -> None:
-        """free_run mode: trigger the next part once the last is finalised and the takt has passed."""
+        """free_run mode: trigger the next part once fewer than FREE_RUN_IN_FLIGHT parts are in flight
+        and the takt has passed."""
         if self.config.trigger.mode != "free_run":
             return
+        self.handshake.set_internal_depth(FREE_RUN_IN_FLIGHT)
         takt_s = self.config.trigger.takt_ms / 1000.0
         while not self.handshake.ready:
             await asyncio.sleep(0.02)
         limit = self.config.max_parts
         started = 0
         while limit is None or started < limit:
-            if self._source_ended() or self.handshake.in_flight_part_seq is not None:
+            if self._source_ended() or self.handshake.in_flight_count >= FREE_RUN_IN_FLIGHT:
                 self.part_done.clear()
                 with suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.part_done.wait(), timeout=0.05)

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from edge.bench import BenchOptions, render, run_bench
-from edge.bench.model import parse_frame_size
+from edge.bench import BenchOptions, BenchReport, render, run_bench
+from edge.bench.model import compare_floors, load_frames, open_detector, parse_frame_size
+from edge.bench.table import render_summary
 from edge.errors import LinesideError
-from edge.modelcard import load_verified
+from edge.modelcard import load_verified, read_card
 
 EXAMPLES = """examples:
   lineside bench                           demo model and parts: floor, detector, end-to-end, throughput, RSS
   lineside bench --parts 300 --seconds 20  more parts, a longer throughput window
   lineside bench --model models/pcb/2.0 --frame 1280x960
   lineside bench --peer ultralytics        the same ONNX through ultralytics predict (train extra)
+  lineside bench --suite --peer ultralytics  fp32 and INT8 at 320 and 640, one table each and a summary
+  lineside bench --imgsz 640 --weights best.pt --int8   the model's own weights at 640, and its INT8 copy
   lineside bench --json > bench.json       for machines
 Figures are ratios to the floor (session.run on a ready tensor) measured in the same run: the machine
 may be noisy, the ratios less so. Benchmarks are not tests: nothing here fails on a slow figure.
@@ -35,8 +40,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", type=Path, help="model folder (model.onnx + card.json); default: demo")
-    parser.add_argument("--imgsz", type=int, metavar="N", help="input size wanted (the model decides it)")
+    parser.add_argument(
+        "--model", type=Path, action="append", help="model folder (model.onnx + card.json); default: demo"
+    )
+    parser.add_argument(
+        "--imgsz",
+        type=int,
+        action="append",
+        metavar="N",
+        help="input size(s) to measure; another size than the model's is exported (train extra): from"
+        " --weights, else an untrained YOLOv8n timing twin with the card's classes",
+    )
+    parser.add_argument("--weights", type=Path, help="the model's .pt weights, for --imgsz exports")
+    parser.add_argument("--int8", action="store_true", help="also an INT8 copy of each model (train extra)")
+    parser.add_argument("--calib", type=Path, help="--int8 calibration images (default: the bench parts)")
+    parser.add_argument("--suite", action="store_true", help="--imgsz 320 --imgsz 640 --int8 in one go")
     parser.add_argument(
         "--frame", metavar="WxH", help="resize the frames to WxH (default: demo parts, 640x480)"
     )
@@ -60,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def ultralytics_peer(model_dir: Path) -> tuple[Callable[[npt.NDArray[np.uint8]], object], str]:
     """ultralytics' own predict on the same ONNX file; LinesideError when the train extra is missing."""
     try:
-        from ultralytics import YOLO
+        from ultralytics import YOLO  # type: ignore[attr-defined]
     except ImportError as exc:
         raise LinesideError(
             f"--peer ultralytics needs the train extra (pip install 'lineside[train]'): {exc}"
@@ -78,15 +96,62 @@ def ultralytics_peer(model_dir: Path) -> tuple[Callable[[npt.NDArray[np.uint8]],
     return predict, f"ultralytics {ultralytics.__version__} YOLO.predict, same ONNX"
 
 
-def options_from(args: argparse.Namespace, work_dir: Path) -> BenchOptions:
+@dataclass(frozen=True)
+class Variant:
+    """One model to bench: a label for the summary, its folder, and the fp32 run it pairs with."""
+
+    label: str
+    model_dir: Path
+    fp32_label: str | None = None  # set on INT8 copies
+
+
+def variants(args: argparse.Namespace, work_dir: Path) -> list[Variant]:
+    """The models the arguments ask for, exported and quantised into work_dir where needed."""
+    from lineside.demo import demo_model_dir, demo_parts_dir
+
+    sizes = [320, 640] if args.suite else list(args.imgsz or [])
+    out: list[Variant] = []
+    for model_dir in [m.resolve() for m in (args.model or [demo_model_dir()])]:
+        card = read_card(model_dir)
+        for size in sizes or [card.input.width]:
+            label = f"{card.name} {card.version} fp32 {size}"
+            sized = model_dir
+            if (size, size) != (card.input.width, card.input.height):
+                from training.bench_models import export_at
+
+                sized = work_dir / "models" / f"{card.name}-{size}"
+                exported = export_at(model_dir, size, sized, args.weights)
+                label = f"{exported.name} {exported.version} fp32 {size}"
+            out.append(Variant(label, sized))
+            if args.int8 or args.suite:
+                out.append(_int8_variant(sized, size, label, args.calib or demo_parts_dir(), work_dir))
+    return out
+
+
+def _int8_variant(model_dir: Path, size: int, fp32_label: str, calib: Path, work_dir: Path) -> Variant:
+    """The shipped INT8 sibling (`<dir>-int8`) when there is one, else a copy quantised now."""
+    sibling = model_dir.with_name(model_dir.name + "-int8")
+    if (sibling / "card.json").is_file() and read_card(sibling).precision == "int8":
+        card = read_card(sibling)
+        return Variant(f"{card.name} {card.version} int8 {size}", sibling, fp32_label)
+    from training.quantize import quantize_model
+
+    out = work_dir / "models" / f"{model_dir.name}-{size}-int8"
+    card = quantize_model(model_dir, calib, out)
+    return Variant(f"{card.name} {card.version} int8 {size} (quantised now)", out, fp32_label)
+
+
+def options_from(
+    args: argparse.Namespace, work_dir: Path, model_dir: Path | None = None, imgsz: int | None = None
+) -> BenchOptions:
     from lineside.demo import demo_config, demo_model_dir, demo_parts_dir
 
     detector = demo_config(work_dir / "state").detector
     if args.threads is not None:
         if args.threads < 0:
-            raise LinesideError("--threads: must be 0 (onnxruntime chooses) or more")
+            raise LinesideError("--threads: must be 0 (auto) or more")
         detector = detector.model_copy(update={"threads": args.threads})
-    model_dir = (args.model or demo_model_dir()).resolve()
+    model_dir = (model_dir or demo_model_dir()).resolve()
     peer, label = ultralytics_peer(model_dir) if args.peer == "ultralytics" else (None, "")
     return BenchOptions(
         model_dir=model_dir,
@@ -95,7 +160,7 @@ def options_from(args: argparse.Namespace, work_dir: Path) -> BenchOptions:
         run_command=(sys.executable, "-m", "lineside.cli", "run", "--quiet"),
         detector=detector,
         frame_size=parse_frame_size(args.frame) if args.frame else None,
-        imgsz=args.imgsz,
+        imgsz=imgsz,
         parts=args.parts,
         iterations=args.iterations,
         throughput_s=args.seconds,
@@ -106,12 +171,48 @@ def options_from(args: argparse.Namespace, work_dir: Path) -> BenchOptions:
     )
 
 
+def _speedups(runs: list[tuple[Variant, BenchReport]], options: BenchOptions) -> list[tuple[str, float]]:
+    """INT8 over its fp32 model at the floor, measured again side by side (alternating blocks)."""
+    by_label = {v.label: v for v, _ in runs}
+    frame = load_frames(options.parts_dir, options.frame_size, limit=1)[0]
+    out = []
+    for variant, _ in runs:
+        if variant.fp32_label is None:
+            continue
+        pair = [
+            open_detector(d, options.detector)[0]
+            for d in (by_label[variant.fp32_label].model_dir, variant.model_dir)
+        ]
+        fp32, int8 = compare_floors(pair, frame)
+        out.append((f"{variant.label} vs fp32 (side by side)", fp32.p50_ms / int8.p50_ms))
+    return out
+
+
 def handle(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="lineside-bench-") as tmp:
+        work = Path(tmp)
         try:
-            report = run_bench(options_from(args, Path(tmp)))
+            runs: list[tuple[Variant, BenchReport]] = []
+            for i, variant in enumerate(variants(args, work)):
+                size = read_card(variant.model_dir).input.width
+                options = options_from(args, work / f"run{i}", variant.model_dir, size)
+                report = run_bench(options)
+                runs.append((variant, report))
+                if not args.json:
+                    print(render(report), flush=True)
+            speedups = _speedups(runs, options) if len(runs) > 1 else []
         except LinesideError as exc:
             print(f"lineside bench: {exc}", file=sys.stderr)
             return 1
-    print(report.to_json() if args.json else render(report), end="" if not args.json else "\n")
+    if args.json:
+        reports = [r.as_dict() | {"label": v.label} for v, r in runs]
+        print(
+            json.dumps(
+                reports[0] if len(reports) == 1 else {"runs": reports, "int8_speedups": speedups},
+                indent=2,
+                default=str,
+            )
+        )
+    elif len(runs) > 1:
+        print(render_summary([(v.label, r) for v, r in runs], speedups), end="")
     return 0

@@ -56,6 +56,50 @@ def register(
     parser.set_defaults(
         handler=functools.partial(_handle_args, config_resolver=config_resolver or _records_dir)
     )
+    _register_mark(parser, config_resolver or _records_dir)
+
+
+def _register_mark(parser: argparse.ArgumentParser, config_resolver: ConfigResolver) -> None:
+    """`lineside records mark SEQ --as KIND`: an operator's verdict on a record, for relabelling."""
+    from edge.records.marks import MARK_KINDS
+
+    actions = parser.add_subparsers(dest="records_action", metavar="ACTION")
+    mark = actions.add_parser(
+        "mark",
+        help="mark a record as an escape, an overkill or for relabelling",
+        description="Mark a record (stored in records.db's marks table; `lineside dataset import-records "
+        "--marked` exports marked parts for relabelling).",
+    )
+    mark.add_argument("record", metavar="SEQ", help="the record: SEQ, or BOOT:SEQ when boots repeat it")
+    mark.add_argument("--as", dest="kind", required=True, choices=MARK_KINDS, help="what the operator found")
+    mark.add_argument("--note", default="", help="free text, e.g. what the defect was")
+    where = mark.add_mutually_exclusive_group()
+    where.add_argument("--dir", dest="mark_dir", type=Path, help="records folder; default: the demo's")
+    where.add_argument("--config", dest="mark_config", type=Path, help="appliance config file")
+    mark.set_defaults(handler=functools.partial(_handle_mark, config_resolver=config_resolver))
+
+
+def _handle_mark(args: argparse.Namespace, config_resolver: ConfigResolver) -> int:
+    from edge.records.marks import add_mark, resolve_key
+
+    # --dir/--config may be given before `mark` (the records parser's) or after it (mark's own).
+    records_dir: Path | None = args.mark_dir or args.dir
+    config = args.mark_config or args.config
+    try:
+        if records_dir is None and config is not None:
+            records_dir = config_resolver(config)
+        if records_dir is None:
+            from lineside.demo import default_state_dir
+
+            records_dir = default_state_dir() / "records"
+        db_path = records_dir / DB_FILE
+        boot_id, seq = resolve_key(db_path, args.record)
+        add_mark(db_path, boot_id, seq, args.kind, args.note)
+    except (LinesideError, OSError) as exc:
+        print(f"lineside records: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"marked {boot_id}:{seq} as {args.kind}")
+    return EXIT_OK
 
 
 def _records_dir(config_path: Path) -> Path:

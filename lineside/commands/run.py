@@ -113,6 +113,9 @@ def run_line(config: LinesideConfig, out: TextIO, quiet: bool = False) -> int:
         file=out,
         flush=True,
     )
+    if config.status.enabled:
+        page = f"http://{config.status.bind}:{config.status.port}/"
+        print(f"lineside: status page {page} (metrics at {page}metrics)", file=out, flush=True)
     try:
         supervisor = Supervisor(config, on_inspection=on_inspection, notify=notifier())
         code = supervisor.run()

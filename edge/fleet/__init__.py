@@ -1,0 +1,1 @@
+"""The fleet feed: each final inspection record published to an MQTT broker, with an online/offline status."""

@@ -1,0 +1,1 @@
+"""The local status page and Prometheus metrics: a worker that watches the line and serves what it sees."""

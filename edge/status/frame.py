@@ -1,0 +1,85 @@
+"""The page's "last frame": the newest image the recorder kept, with the result's detections drawn on it.
+
+Read from the records folder (never from the live pipeline), so the page costs inference nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from edge.inspection import Verdict
+from edge.messages import LedgerEvent
+from edge.records.schema import IMAGES_DIR
+
+MIN_WIDTH = 480  # small frames are enlarged before drawing, so the labels stay legible
+COLOURS = {Verdict.ACCEPT: (60, 180, 60), Verdict.REJECT: (40, 40, 230), Verdict.FAULT: (0, 160, 255)}
+
+
+def kept_image_path(event: LedgerEvent, image_format: str) -> PurePosixPath:
+    """Where the recorder keeps this part's image (the layout of edge.records.images.image_relpath)."""
+    day = datetime.fromtimestamp(event.trigger.wall_trigger, tz=timezone.utc).strftime("%Y-%m-%d")
+    verdict = (event.verdict or Verdict.FAULT).value
+    return PurePosixPath(
+        IMAGES_DIR, day, f"{event.trigger.boot_id}-{event.trigger.seq}-{verdict}.{image_format}"
+    )
+
+
+def annotate(image: np.ndarray, event: LedgerEvent) -> np.ndarray:
+    """A copy of `image` (enlarged if small) with each detection's box, class and confidence drawn."""
+    scale = max(1.0, MIN_WIDTH / max(1, image.shape[1]))
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    canvas = (
+        cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        if scale > 1
+        else image.copy()
+    )
+    verdict = event.verdict or Verdict.FAULT
+    colour = COLOURS[verdict]
+    for detection in event.result.parsed_detections() if event.result is not None else ():
+        x1, y1, x2, y2 = (round(v * scale) for v in detection.box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
+        label = f"{detection.class_name} {detection.confidence:.2f}"
+        cv2.putText(
+            canvas, label, (x1, max(14, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA
+        )
+    banner = f"{verdict.value}  part {event.trigger.part_id or event.trigger.seq}"
+    cv2.putText(canvas, banner, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
+    return canvas
+
+
+class LastFrame:
+    """Finds and renders the newest kept image among recent inspections; caches the rendering."""
+
+    def __init__(self, records_dir: Path, image_format: str) -> None:
+        self.records_dir = records_dir
+        self.image_format = image_format
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[int, int], bytes] | None = None
+
+    def render(self, recent: list[LedgerEvent]) -> tuple[LedgerEvent, bytes] | None:
+        """(event, JPEG bytes) of the newest recent inspection whose image exists; None if none has one."""
+        for event in recent:
+            key = (event.trigger.boot_id, event.trigger.seq)
+            with self._lock:
+                if self._cached is not None and self._cached[0] == key:
+                    return event, self._cached[1]
+            path = self.records_dir / kept_image_path(event, self.image_format)
+            if not path.is_file():
+                continue
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                continue  # evicted or half-read: try the next newest
+            ok, jpeg = cv2.imencode(".jpg", annotate(image, event), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if not ok:
+                continue
+            data = bytes(jpeg.tobytes())
+            with self._lock:
+                self._cached = (key, data)
+            return event, data
+        return None

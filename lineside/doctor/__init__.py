@@ -1,0 +1,4 @@
+"""`lineside doctor`: checks an installation and reports one PASS/WARN/FAIL line per check.
+
+Import from the submodules (report, station, system, checks); this package imports nothing.
+"""

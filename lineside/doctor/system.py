@@ -1,0 +1,245 @@
+"""Doctor checks of the machine around the station: camera, Modbus port, disk, clock, runtime versions."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edge.config import LinesideConfig
+from edge.errors import LinesideError
+from edge.records.schema import DB_FILE, open_reader
+from edge.robotlink.config import RobotLinkConfig
+from lineside.doctor.report import Check, Status
+
+GIB = float(1 << 30)
+CLOCK_SLACK_S = 60.0  # records written a little "ahead" (another clock source) are not a fault
+TIMEDATECTL_TIMEOUT_S = 3.0
+ROBOT_CONNECT_TIMEOUT_S = 2.0
+_TIME_ERROR = 5  # adjtimex(2): the kernel clock is not synchronised
+_LIVE_KINDS = ("camera", "stream", "genicam")
+
+
+@dataclass(frozen=True)
+class PortOwner:
+    pid: int
+    command: str  # the process name, as `ps` shows it (lineside workers: lineside-<worker>)
+
+
+def check_camera(
+    config: LinesideConfig, timeout_s: float, line_running: bool
+) -> tuple[Check, tuple[int, int] | None]:
+    """Open the configured source briefly and read one frame; its (width, height) for the calibrations."""
+    from edge.sources.config import open_source  # OpenCV (and a camera SDK) only when this check runs
+
+    started = time.monotonic()
+    source = None
+    try:
+        source = open_source(config.source)
+        frame = source.read(timeout_s=timeout_s)
+        described = source.describe()
+    except LinesideError as exc:
+        if line_running and config.source.kind in _LIVE_KINDS:
+            return Check("camera", Status.WARN, f"{exc} (a running lineside may be holding the camera)"), None
+        return Check("camera", Status.FAIL, str(exc)), None
+    finally:
+        if source is not None:
+            source.close()
+    took_ms = (time.monotonic() - started) * 1000.0
+    message = f"{described}: a {frame.width}x{frame.height} frame in {took_ms:.0f} ms"
+    return Check("camera", Status.PASS, message), (frame.width, frame.height)
+
+
+def check_modbus(link: RobotLinkConfig) -> tuple[Check, bool]:
+    """Can the robot link bind its port (role client: reach the robot)? Also: is a lineside already on it."""
+    if link.role == "client":
+        return _check_robot_reachable(link), False
+    where = f"{link.host}:{link.port}"
+    if link.port == 0:
+        return Check("modbus", Status.PASS, f"{where}: the OS picks a free port at start"), False
+    try:
+        _try_bind(link.host, link.port)
+    except OSError as exc:
+        return _bind_refused(where, link.port, exc)
+    return Check("modbus", Status.PASS, f"{where} is free (bindable)"), False
+
+
+def _check_robot_reachable(link: RobotLinkConfig) -> Check:
+    where = f"role client: the robot's Modbus server {link.robot_host}:{link.robot_port}"
+    try:
+        with socket.create_connection((link.robot_host or "", link.robot_port), ROBOT_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:  # the robot may be off while the station is checked: not a FAIL
+        return Check("modbus", Status.WARN, f"{where} is unreachable now ({exc})")
+    return Check("modbus", Status.PASS, f"{where} accepts connections")
+
+
+def _try_bind(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As the server binds: a connection lingering in TIME_WAIT does not block a restart.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+
+
+def _bind_refused(where: str, port: int, exc: OSError) -> tuple[Check, bool]:
+    if exc.errno == errno.EADDRINUSE:
+        owner = port_owner(port)
+        if owner is not None and owner.command.startswith("lineside"):
+            text = f"{where} is served by a running lineside (pid {owner.pid}, {owner.command})"
+            return Check("modbus", Status.PASS, text), True
+        who = f"pid {owner.pid} ({owner.command})" if owner else "a process this user cannot see"
+        return Check("modbus", Status.FAIL, f"{where} is in use by another program: {who}"), False
+    if exc.errno == errno.EACCES:
+        text = (
+            f"{where}: this user may not bind a port below 1024; the systemd unit needs its "
+            "port502.conf drop-in (CAP_NET_BIND_SERVICE), see docs/deployment.md"
+        )
+        return Check("modbus", Status.WARN, text), False
+    return Check("modbus", Status.FAIL, f"{where}: cannot bind ({exc.strerror})"), False
+
+
+def port_owner(port: int) -> PortOwner | None:
+    """The process listening on TCP `port`, from /proc (None if not found or not visible to this user)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local address "ADDR:PORT" in hex; state 0A is LISTEN.
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(str(fd.readlink()) in inodes for fd in (proc / "fd").iterdir()):
+                return PortOwner(int(proc.name), (proc / "comm").read_text().strip())
+        except OSError:  # another user's process, or gone meanwhile
+            continue
+    return None
+
+
+def check_disk(config: LinesideConfig, warn_gb: float, fail_gb: float) -> Check:
+    """Free space where the records go (the nearest existing folder if it is not created yet)."""
+    records = config.records.dir
+    target = records
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    usage = shutil.disk_usage(target)
+    free_gb, total_gb = usage.free / GIB, usage.total / GIB
+    quota_gb = config.records.quota_mb / 1024.0
+    message = f"{records}: {free_gb:.1f} GiB free of {total_gb:.1f} GiB (image quota {quota_gb:.1f} GiB)"
+    if free_gb < fail_gb:
+        return Check("disk", Status.FAIL, f"{message}; under {fail_gb:g} GiB")
+    if free_gb < warn_gb:
+        return Check("disk", Status.WARN, f"{message}; under {warn_gb:g} GiB")
+    if free_gb < quota_gb:
+        return Check("disk", Status.WARN, f"{message}; the image quota does not fit in the free space")
+    return Check("disk", Status.PASS, message)
+
+
+def check_clock(config: LinesideConfig, now: float) -> Check:
+    """A sane year, and not behind the newest record (records and their order rely on it)."""
+    now_iso = datetime.fromtimestamp(now, tz=timezone.utc).isoformat(timespec="seconds")
+    if not 2024 <= datetime.fromtimestamp(now, tz=timezone.utc).year < 2100:
+        return Check("clock", Status.FAIL, f"the system clock says {now_iso}: set the date")
+    try:
+        newest = newest_record_time(config.records.dir / DB_FILE)
+    except LinesideError as exc:
+        return Check("clock", Status.WARN, f"{now_iso}; cannot read the newest record: {exc}")
+    if newest is None:
+        return Check("clock", Status.PASS, f"{now_iso} (no records yet)")
+    newest_iso = datetime.fromtimestamp(newest, tz=timezone.utc).isoformat(timespec="seconds")
+    if newest > now + CLOCK_SLACK_S:
+        behind = f"{newest - now:.0f} s behind the newest record ({newest_iso})"
+        return Check("clock", Status.FAIL, f"{now_iso} is {behind}: fix the clock before recording")
+    return Check("clock", Status.PASS, f"{now_iso}, not behind the newest record ({newest_iso})")
+
+
+def newest_record_time(db_path: Path) -> float | None:
+    """The newest record's trigger time (epoch s), None when there is no database or no record."""
+    if not db_path.is_file():
+        return None
+    conn = open_reader(db_path)
+    try:
+        row = conn.execute("SELECT MAX(triggered_at) FROM inspections").fetchone()
+    except sqlite3.Error as exc:
+        raise LinesideError(f"{db_path}: {exc}") from None
+    finally:
+        conn.close()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def check_ntp() -> Check:
+    """Is the clock synchronised: timedatectl where systemd runs, else the kernel's own flag (adjtimex)."""
+    if shutil.which("timedatectl") is not None:
+        try:
+            done = subprocess.run(
+                ["timedatectl", "show", "--property=NTPSynchronized", "--value"],
+                capture_output=True,
+                text=True,
+                timeout=TIMEDATECTL_TIMEOUT_S,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            done = None
+        if done is not None and done.returncode == 0 and done.stdout.strip() in ("yes", "no"):
+            if done.stdout.strip() == "yes":
+                return Check("ntp", Status.PASS, "clock synchronised (timedatectl NTPSynchronized=yes)")
+            return Check("ntp", Status.WARN, "clock not synchronised (timedatectl NTPSynchronized=no)")
+    state = _kernel_clock_state()
+    if state is None:
+        return Check("ntp", Status.WARN, "cannot tell whether the clock is synchronised (no timedatectl)")
+    if state == _TIME_ERROR:
+        text = "clock not synchronised (kernel adjtimex says TIME_ERROR; timedatectl unavailable)"
+        return Check("ntp", Status.WARN, text)
+    return Check("ntp", Status.PASS, "clock synchronised (kernel adjtimex; timedatectl unavailable)")
+
+
+def _kernel_clock_state() -> int | None:
+    """adjtimex(2) with modes 0 (read only): the clock state, 5 = TIME_ERROR (unsynchronised)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        timex = ctypes.create_string_buffer(512)  # larger than struct timex; zero modes = only read
+        state = int(libc.adjtimex(timex))
+    except (OSError, AttributeError):
+        return None
+    return None if state < 0 else state
+
+
+def check_runtime(config: LinesideConfig | None) -> Check:
+    """Python and onnxruntime versions, and whether the configured execution providers exist."""
+    python = f"Python {sys.version.split()[0]}"
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        return Check("runtime", Status.FAIL, f"{python}; onnxruntime cannot be imported ({exc})")
+    available = list(onnxruntime.get_available_providers())
+    head = f"{python}, onnxruntime {onnxruntime.__version__}, providers {', '.join(available)}"
+    if config is None:
+        return Check("runtime", Status.PASS, head)
+    wanted = config.detector.providers
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        usable = [p for p in wanted if p in available] or ["CPUExecutionProvider (fallback)"]
+        text = f"{head}; configured {', '.join(missing)} missing, will use {', '.join(usable)}"
+        return Check("runtime", Status.WARN, text)
+    return Check("runtime", Status.PASS, f"{head}; configured {', '.join(wanted)} available")
