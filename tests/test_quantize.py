@@ -68,7 +68,8 @@ def test_quantized_demo_model_has_its_own_card_loads_and_agrees_with_fp32(tmp_pa
 
     verified, onnx_path = load_verified(out)  # the card's sha256 is the INT8 file's
     assert verified == card and card.precision == "int8" and card.version == "1.0.0-int8"
-    assert card.training.args["int8"]["fp32_nodes"] == len(fp32_nodes(onnx.load(str(DEMO / "model.onnx"))))
+    how = card.training.args["int8"]
+    assert isinstance(how, dict) and how["fp32_nodes"] == len(fp32_nodes(onnx.load(str(DEMO / "model.onnx"))))
     ops = {n.op_type for n in onnx.load(str(onnx_path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     detector = Detector(out, DetectorConfig(threads=1, warmup_runs=1))

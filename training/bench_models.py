@@ -31,7 +31,9 @@ def export_at(model_dir: Path, imgsz: int, out_dir: Path, weights: Path | None =
     yolo = _offline_ultralytics(work)
     if weights is not None and not weights.is_file():
         raise LinesideError(f"{weights}: weights file not found")
-    model = yolo(str(weights) if weights is not None else _twin_yaml(work, len(card.classes)))
+    if weights is not None:  # exported from a copy: ultralytics writes its ONNX beside the weights
+        shutil.copyfile(weights, work / "weights.pt")
+    model = yolo(str(work / "weights.pt") if weights is not None else _twin_yaml(work, len(card.classes)))
     exported = model.export(
         format="onnx",
         imgsz=imgsz,

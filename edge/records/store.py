@@ -16,9 +16,11 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import numpy as np
 
+from edge.errors import ErrorCode
 from edge.inspection import Verdict
 from edge.records.config import RecordsConfig
 from edge.records.images import encode_image, image_relpath, remove_image, write_image
@@ -38,6 +40,21 @@ from edge.records.schema import (
 log = logging.getLogger(__name__)
 
 _EVICTION_BATCH = 256  # rows per eviction transaction
+# Every record the recorder writes for a part whose verdict it never got says so with these words; a
+# final found later (in the journal) replaces such a record instead of being refused as a duplicate.
+ORPHAN_MARK = "before the verdict"
+_IS_ORPHAN = (
+    f"verdict = 'FAULT' AND error_code = {int(ErrorCode.WORKER)} AND instr(reasons, '{ORPHAN_MARK}') > 0"
+)
+_UPGRADE = (
+    "UPDATE inspections SET part_id = :part_id, recipe = :recipe, verdict = :verdict, reasons = :reasons, "
+    "error_code = :error_code, detections = :detections, model_name = :model_name, "
+    "model_version = :model_version, model_sha256 = :model_sha256, decided_at = :decided_at, "
+    "latency_ms = :latency_ms, near_threshold = :near_threshold, late = :late, keep_rank = :keep_rank "
+    f"WHERE boot_id = :boot_id AND seq = :seq AND {_IS_ORPHAN}"
+)
+_WAL_CHECKPOINT_PAGES = 128  # ~512 KiB of WAL before a checkpoint (SQLite's default: 1000)
+_WAL_LIMIT_BYTES = 1 << 20
 _SAMPLE_EPSILON = 1e-9  # so that rate 1.0 (or 0.5 twice) reaches a whole credit despite rounding
 
 
@@ -80,6 +97,11 @@ class RecordStore:
         self._eviction_errors = 0
         self._records = self._images_kept = self._image_bytes = self._images_evicted = 0
         self._conn: sqlite3.Connection | None = open_writer(self.db_path, cfg.synchronous, cfg.busy_timeout_s)
+        # SQLite's default WAL (1000 pages, ~4 MB, never shrunk) can fill a small records disk by itself,
+        # and a full disk then keeps the recorder from opening the database again: checkpoint sooner and
+        # truncate the WAL after each checkpoint.
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_PAGES}")
+        self._conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         try:
             self.last_recovery: RecoveryReport = self.recover()
             with self._lock:
@@ -122,6 +144,21 @@ class RecordStore:
     def _exists(self, boot_id: int, seq: int) -> bool:
         query = "SELECT 1 FROM inspections WHERE boot_id = ? AND seq = ?"
         return self._db().execute(query, (boot_id, seq)).fetchone() is not None
+
+    def stored_kind(self, boot_id: int, seq: int) -> Literal["none", "orphan", "final"]:
+        """Whether the part has a record, and whether it is only an orphan (closed without its verdict)."""
+        query = f"SELECT {_IS_ORPHAN} FROM inspections WHERE boot_id = ? AND seq = ?"
+        with self._lock:
+            row = self._db().execute(query, (boot_id, seq)).fetchone()
+        if row is None:
+            return "none"
+        return "orphan" if row[0] else "final"
+
+    def upgrade_orphan(self, record: InspectionRecord) -> bool:
+        """Replace an orphan record's FAULT by the part's real final verdict (its image, if any, stays).
+        False when the stored record is not an orphan (or there is none): nothing changed."""
+        with self._lock, transaction(self._db()) as conn:
+            return conn.execute(_UPGRADE, record_to_row(record, 0)).rowcount == 1
 
     def get(self, boot_id: int, seq: int) -> InspectionRecord:
         """The stored record; raises UnknownRecordError if there is none."""

@@ -83,6 +83,8 @@ class Handshake:
         self._robot_watch = RobotHeartbeatWatch(cfg.robot_heartbeat_timeout_ms, cfg.robot_heartbeat_required)
         self._active_recipe = 0
         self._model_id = 0
+        # Set by the worker while records are held unwritten (a warning only: parts go on).
+        self.records_warning = False
 
     # ---- state for status pages and the worker ----
     @property
@@ -287,6 +289,8 @@ class Handshake:
             bits |= StatusBit.ERROR
         if self._robot_watch.ok:
             bits |= StatusBit.ROBOT_HEARTBEAT_OK
+        if self.records_warning:
+            bits |= StatusBit.RECORDS_WARNING
         return int(bits)
 
     def _refusal(self) -> tuple[ErrorCode, str] | None:

@@ -92,6 +92,7 @@ class StatusBit(enum.IntFlag):
     RESULT_VALID = 1 << 2  # the result registers hold a result for TRIGGER_ACK_SEQ
     ERROR = 1 << 3  # latched on a published ERROR/LATE or a raised interlock; CLEAR_ERROR resets it
     ROBOT_HEARTBEAT_OK = 1 << 4  # the robot's heartbeat moved within the staleness threshold
+    RECORDS_WARNING = 1 << 5  # records cannot be written for now (disk full/read-only); verdicts still flow
 
 
 class ControlBit(enum.IntFlag):

@@ -19,8 +19,9 @@ import zmq
 from edge.errors import ErrorCode
 from edge.inspection import Detection, Verdict
 from edge.messages import ImageNote, LedgerEvent, Trigger
+from edge.records.journal import JournalReplay, event_key
 from edge.records.model import InspectionRecord
-from edge.records.store import DuplicateRecordError, RecordStore
+from edge.records.store import ORPHAN_MARK, DuplicateRecordError, RecordError, RecordStore
 from edge.transport import Receiver
 from edge.workers.base import Worker
 
@@ -38,6 +39,11 @@ LEDGER_BATCH = 20
 # is still written, without its picture).
 RETRY_S = 0.5
 MAX_HELD_RETRY_IMAGES = 64
+# The robot link journals every final (edge/records/journal.py); what never reached the database (a
+# killed recorder, a power cut) is replayed from it. A line waits JOURNAL_GRACE_S for its ledger message
+# (which carries the image) before it is replayed without it.
+JOURNAL_POLL_S = 1.0
+JOURNAL_GRACE_S = 2.0
 
 
 @dataclass
@@ -68,6 +74,9 @@ class RecorderWorker(Worker):
         self.counts = {"records": 0, "orphans_closed": 0, "duplicates": 0, "images_dropped": 0}
         self.unwritten: deque[tuple[LedgerEvent, np.ndarray | None]] = deque()
         self.next_retry = 0.0
+        self.journal = JournalReplay(self.config.records.dir, JOURNAL_GRACE_S)
+        self.next_journal = 0.0
+        self.counts.update(journal_replayed=0, journal_orphans=0, orphans_upgraded=0)
 
     def step(self) -> None:
         ready = dict(self.poller.poll(POLL_MS))
@@ -81,7 +90,27 @@ class RecorderWorker(Worker):
                 self._on_ledger(got[0])
         self._flush_waiting(force=False)
         self._retry_unwritten(force=False)
-        self.detail = {**self.counts, "open": len(self.open_parts), **self.store.stats().__dict__}
+        if time.monotonic() >= self.next_journal:
+            self._replay_journal(force=False)
+            self.next_journal = time.monotonic() + JOURNAL_POLL_S
+        self._update_state()
+
+    def _update_state(self) -> None:
+        journal = {**self.journal.counts, "pending": self.journal.pending}
+        self.detail = {
+            **self.counts,
+            "open": len(self.open_parts),
+            "journal": journal,
+            **self.store.stats().__dict__,
+        }
+        if self.unwritten:
+            # Verdicts keep flowing (the records are off the inspection path); this says they wait.
+            self.state = "degraded"
+            self.detail["degraded"] = (
+                f"{len(self.unwritten)} record(s) held: the records disk cannot be written"
+            )
+        elif self.state == "degraded":
+            self.state = "ready"
 
     def _drain_images(self) -> None:
         for _ in range(100):
@@ -111,7 +140,7 @@ class RecorderWorker(Worker):
         """The robot link restarted: parts it had triggered will never be finalised by it."""
         for key, trigger in list(self.open_parts.items()):
             if key[0] != new_boot:
-                self._write(_orphan_event(trigger, "robot link restarted before the verdict"))
+                self._write(_orphan_event(trigger, f"robot link restarted {ORPHAN_MARK}"))
                 del self.open_parts[key]
                 self.counts["orphans_closed"] += 1
 
@@ -138,11 +167,56 @@ class RecorderWorker(Worker):
             self._hold(event, image)
             return
         except DuplicateRecordError:
-            # The ledger finalises exactly once; a second final for a key means a bug upstream.
-            self.counts["duplicates"] += 1
-            log.error("duplicate final verdict for part %s: kept the first", key)
+            self._on_duplicate(event)
             return
         self.counts["records"] += 1
+
+    def _on_duplicate(self, event: LedgerEvent) -> None:
+        """A record is already stored: an orphan is replaced by the real final; a final replayed from the
+        journal before its ledger message is the same verdict; anything else is a bug upstream."""
+        key = event_key(event)
+        try:
+            if event.kind == "finalised" and self.store.upgrade_orphan(record_from_event(event)):
+                self.counts["orphans_upgraded"] += 1
+                log.warning("part %s: orphan record replaced by its final verdict %s", key, event.verdict)
+                return
+            if self.store.get(*key).verdict is (event.verdict or Verdict.FAULT):
+                log.info("part %s: already recorded (from the journal)", key)
+                return
+        except (sqlite3.Error, RecordError) as exc:
+            log.error("part %s: stored record not checked (%s)", key, exc)
+        self.counts["duplicates"] += 1
+        log.error("duplicate final verdict for part %s: kept the first", key)
+
+    def _replay_journal(self, force: bool) -> None:
+        """Write the journal's finals that never reached the database; close parts of dead boots."""
+        try:
+            due = self.journal.poll(force)
+            held = {event_key(e) for e, _ in self.unwritten}
+            for event in due if force else due[: LEDGER_BATCH * 5]:
+                key = event_key(event)
+                if key not in self.waiting and key not in held:  # else on its way to the database
+                    self._replay_one(key, event)
+            self.journal.delete_finished()
+        except (sqlite3.Error, OSError) as exc:
+            log.error("records: journal replay failed (%s); tried again in %.0f s", exc, JOURNAL_POLL_S)
+
+    def _replay_one(self, key: tuple[int, int], journaled: LedgerEvent) -> None:
+        stored = self.store.stored_kind(*key)
+        if stored == "final" or (stored == "orphan" and journaled.kind == "triggered"):
+            self.journal.settle(key)
+            return
+        event = journaled
+        if journaled.kind == "triggered":  # its boot died with the part in flight
+            self.counts["journal_orphans"] += 1
+            event = _orphan_event(journaled.trigger, f"robot link stopped {ORPHAN_MARK}")
+        elif stored == "none":
+            self.counts["journal_replayed"] += 1
+            log.warning("part %s: final verdict %s recorded from the journal", key, event.verdict)
+        self.open_parts.pop(key, None)
+        self._write(event)  # an orphan record is upgraded there (a duplicate)
+        if not (self.unwritten and event_key(self.unwritten[-1][0]) == key):
+            self.journal.settle(key)
 
     def _hold(self, event: LedgerEvent, image: np.ndarray | None) -> None:
         if image is not None and sum(img is not None for _, img in self.unwritten) >= MAX_HELD_RETRY_IMAGES:
@@ -197,8 +271,9 @@ class RecorderWorker(Worker):
                     self._on_ledger(got[0])
         self._flush_waiting(force=True)
         self._retry_unwritten(force=True)
+        self._replay_journal(force=True)
         for trigger in list(self.open_parts.values()):
-            self._write(_orphan_event(trigger, "appliance stopped before the verdict"))
+            self._write(_orphan_event(trigger, f"appliance stopped {ORPHAN_MARK}"))
         self.open_parts.clear()
         self.store.close()
         self.ledger.close()

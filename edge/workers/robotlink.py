@@ -20,6 +20,7 @@ import zmq.asyncio
 
 from edge.errors import ErrorCode
 from edge.messages import Health, LedgerEvent, Message, PartArrival, Result, Trigger
+from edge.records.journal import JournalWriter
 from edge.robotlink.client import RobotLinkClient
 from edge.robotlink.events import (
     Event,
@@ -53,6 +54,8 @@ class RobotLinkWorker(Worker):
     async def _amain(self) -> None:
         cfg = self.config
         self.handshake = Handshake(cfg.robot_link, clock=time.monotonic)
+        # Every ledger event also goes to the journal, so a killed recorder loses no final verdict.
+        self.journal = JournalWriter(cfg.records.dir, self.handshake.boot_id)
         self.handshake.set_recipe(cfg.default_recipe)
         self.recipe = cfg.default_recipe
         self.inflight: dict[int, Trigger] = {}
@@ -94,6 +97,7 @@ class RobotLinkWorker(Worker):
             # subscribers: flush them, bounded, rather than drop them with the socket.
             self.ledger.close(flush_ms=FLUSH_MS)
             self.publisher.close(flush_ms=FLUSH_MS)
+            self.journal.close()
 
     def _open_inputs(self) -> tuple[zmq.asyncio.Socket, zmq.asyncio.Socket, zmq.asyncio.Socket]:
         """Results (capture/inference), health (supervisor) and hardware-trigger arrivals (capture)."""
@@ -174,6 +178,7 @@ class RobotLinkWorker(Worker):
             "ready": self.handshake.ready,
             "interlock": self.handshake.interlock_raised,
             "link": self._link_detail(),
+            "journal": self.journal.stats(),
             **self.handshake.counters.as_dict(),
         }
 
@@ -232,6 +237,7 @@ class RobotLinkWorker(Worker):
         if not self.triggers.send(trigger):
             fault = Result.fault(trigger, ErrorCode.OVERLOAD, "capture is not taking triggers")
             self._on_result(fault)
+        self.journal.append(LedgerEvent(kind="triggered", trigger=trigger))  # after the send: off its path
 
     def _on_finalised(self, event: Finalised) -> None:
         trigger = self.inflight.pop(event.part_seq, None)
@@ -256,6 +262,7 @@ class RobotLinkWorker(Worker):
         )
         self._send_ledger(ledger_event)
         self.publisher.send(ledger_event)
+        self.journal.append(ledger_event)  # after the registers and the sends: no latency added
         self.finalised += 1
         self.part_done.set()
 
@@ -286,6 +293,8 @@ class RobotLinkWorker(Worker):
 
     def _on_health(self, health: Health) -> None:
         self.health = health
+        recorder = health.workers.get("recorder", "ready")
+        self.handshake.records_warning = recorder not in ("ready", "done") or self.journal.failing
         self.apply(self.handshake.set_ready(health.model_ready, health.camera_ready))
 
     def _on_arrival(self, arrival: PartArrival) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +95,23 @@ def ultralytics_peer(model_dir: Path) -> tuple[Callable[[npt.NDArray[np.uint8]],
     def predict(frame: npt.NDArray[np.uint8]) -> object:
         return model.predict(frame, imgsz=size, conf=conf, iou=iou, device="cpu", verbose=False)
 
+    with _stdout_to_stderr():  # the first predict loads its backend and says so on stdout
+        predict(np.zeros((*size, 3), np.uint8))
     return predict, f"ultralytics {ultralytics.__version__} YOLO.predict, same ONNX"
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """ultralytics prints progress on stdout (file descriptor 1); the bench's stdout is its table only."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -120,7 +138,8 @@ def variants(args: argparse.Namespace, work_dir: Path) -> list[Variant]:
                 from training.bench_models import export_at
 
                 sized = work_dir / "models" / f"{card.name}-{size}"
-                exported = export_at(model_dir, size, sized, args.weights)
+                with _stdout_to_stderr():
+                    exported = export_at(model_dir, size, sized, args.weights)
                 label = f"{exported.name} {exported.version} fp32 {size}"
             out.append(Variant(label, sized))
             if args.int8 or args.suite:

@@ -25,14 +25,9 @@ GROUPS = {
 }
 # Open bugs, kept visible in the table: a listed case that loses records is xfailed with the reason (a
 # wrong accept still fails it); once the bug is fixed its entry goes.
-KNOWN_LOSS = {
-    "kill-recorder": "finals the killed recorder had received but not yet committed are gone (no "
-    "acknowledged hand-off from the robot link to the recorder)",
-    "power-cut": "same cause: a final the robot link published just before the cut dies with the recorder",
-    "kill-supervisor": "same cause: the workers stop with their parent, the recorder with its backlog",
-    "records-read-only": "the records can only be remounted read-only with the recorder killed (its open "
-    "files make the mount busy): the kill-recorder loss",
-}
+# (kill-recorder, power-cut, kill-supervisor and records-read-only lost finals until the robot link
+# journalled them: edge/records/journal.py.)
+KNOWN_LOSS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("group", list(GROUPS))
