@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge.atomic import atomic_write_text
 from edge.errors import LinesideError
 
 BLOCKED = "lineside: blocked network access"
@@ -223,12 +224,30 @@ def epochs_done(run_dir: Path) -> int:
         return 0
 
 
-def _checkpoint_finished(last: Path) -> bool:
-    """ultralytics marks a finished run's checkpoint with epoch -1 (and strips its optimiser)."""
+def _checkpoint_epoch(last: Path) -> int:
+    """The 0-based epoch `last.pt` was saved after; ultralytics marks a finished run's checkpoint with -1."""
     import torch
 
     checkpoint = torch.load(last, map_location="cpu", weights_only=False)
-    return int(checkpoint.get("epoch", -1)) == -1
+    return int(checkpoint.get("epoch", -1))
+
+
+def _trim_results(run_dir: Path, checkpoint_epoch: int) -> None:
+    """Drop results.csv rows for epochs after the checkpoint: a kill between ultralytics writing an
+    epoch's row and saving its checkpoint would otherwise leave that epoch in the file twice."""
+    results = run_dir / "results.csv"
+    try:
+        lines = results.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return
+    rows = list(csv.DictReader(lines, skipinitialspace=True))
+    keep = [
+        line
+        for line, row in zip(lines[1:], rows, strict=True)
+        if int(float(str(row.get("epoch", "0")).strip() or 0)) <= checkpoint_epoch + 1
+    ]
+    if len(keep) < len(rows):
+        atomic_write_text(results, "".join(lines[:1] + keep))
 
 
 def _check_same_run(run_dir: Path, settings: TrainSettings, fingerprint: str | None) -> None:
@@ -284,9 +303,11 @@ def train_model(
     last = run_dir / "weights" / "last.pt"
     _check_same_run(run_dir, settings, fingerprint)
     callbacks = augmentation_callbacks(settings)  # installed again on resume: a new trainer is built
-    if (run_dir / FINISHED_STAMP).is_file() or (last.is_file() and _checkpoint_finished(last)):
+    checkpoint_epoch = _checkpoint_epoch(last) if last.is_file() else None
+    if (run_dir / FINISHED_STAMP).is_file() or checkpoint_epoch == -1:
         print(f"lineside train: {run_dir} already finished; not retraining", file=sys.stderr)
-    elif last.is_file():
+    elif checkpoint_epoch is not None:
+        _trim_results(run_dir, checkpoint_epoch)
         print(f"lineside train: resuming {last} after {epochs_done(run_dir)} epochs", file=sys.stderr)
         _model(yolo, str(last), callbacks).train(resume=True, device=device, workers=workers)
     else:
