@@ -61,7 +61,10 @@ def campaign_station(root: Path, faults: list[Fault], records_dir: Path | None =
     )
 
 
-def run_campaign(station: Station, faults: list[Fault], seed: int) -> tuple[CampaignResult, Figures]:
+def run_campaign(
+    station: Station, faults: list[Fault], seed: int, command: list[str] | None = None
+) -> tuple[CampaignResult, Figures]:
+    """`command` replaces COMMAND, e.g. prefixed with `env VAR=...` for the appliance alone."""
     robot = RobotSettings(
         port=station.modbus_port,
         deadline_ms=station.budget_ms + 400.0,
@@ -70,7 +73,7 @@ def run_campaign(station: Station, faults: list[Fault], seed: int) -> tuple[Camp
         takt_ms=40.0,  # 25 parts/s: what the recorder sustains on a busy 2-core machine with fsync
     )
     schedule = Schedule(faults, warmup_s=0.5, gap_s=(0.3, 0.8), settle_s=1.0, tail_s=2.0)
-    result = FaultCampaign(COMMAND, station, schedule, seed=seed, robot=robot).run(0.0)
+    result = FaultCampaign(command or COMMAND, station, schedule, seed=seed, robot=robot).run(0.0)
     return result, account(result)
 
 
