@@ -123,7 +123,7 @@ class Appliance:
 
     def memory(self) -> list[ProcessMemory]:
         """The supervisor and each of its children, workers named by role."""
-        pids = [self.pid, *_children(self.pid)]
+        pids = [self.pid, *children(self.pid)]
         found = [_memory_of(pid, "supervisor" if pid == self.pid else None) for pid in pids]
         return [m for m in found if m is not None]
 
@@ -146,7 +146,7 @@ class Appliance:
             self._files = []
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     """Every process whose parent is `pid` (from /proc/*/stat, so children of any thread count)."""
     found: list[int] = []
     for entry in Path("/proc").iterdir():

@@ -10,23 +10,9 @@ import time
 from pathlib import Path
 from typing import IO
 
+from edge.bench.appliance import children
+
 WORKERS = ("recorder", "robotlink", "inference", "capture")
-
-
-def children(pid: int) -> list[int]:
-    """Every process whose parent is `pid` (from /proc/*/stat)."""
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def comm(pid: int) -> str | None:

@@ -4,25 +4,17 @@ a TCP result stream and fast supervision, written to `root/line.yaml`."""
 from __future__ import annotations
 
 import csv
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from edge.bench.appliance import free_port
 from edge.config import parse_config
 from edge.errors import LinesideError
 
 DEFECTIVE = frozenset({"reject", "defective", "bad", "ng", "nok"})
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
