@@ -23,6 +23,13 @@ def preflight(config: LinesideConfig) -> list[str]:
             calibration = load_calibration(recipe.calibration)
             scale = f"{calibration.scale.mm_per_px:.4f} mm/px" if calibration.scale else "no scale"
             size = f"{calibration.camera.width}x{calibration.camera.height}"
+            expected = (config.source.expected_width, config.source.expected_height)
+            if expected[0] is not None and expected != (calibration.camera.width, calibration.camera.height):
+                # Refuse now rather than fault every frame once the line is running.
+                raise LinesideError(
+                    f"recipes[{recipe.number}].calibration: {recipe.calibration} was made for {size} frames, "
+                    f"source.expected_width/height say {expected[0]}x{expected[1]}: recalibrate"
+                )
             checked.append(f"recipe {recipe.number}: calibration for {size} frames, {scale}")
         checked.append(
             f"recipe {recipe.number} '{recipe.name}': model {card.name} {card.version} "

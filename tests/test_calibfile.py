@@ -59,6 +59,20 @@ def test_calibration_made_for_another_resolution_is_a_fault_never_a_verdict(tmp_
     assert "made for 1280x960 frames, this frame is 160x120" in outcome["reasons"][0]
 
 
+def test_run_check_refuses_a_calibration_for_another_size_than_the_source_delivers(tmp_path: Path) -> None:
+    config, _ = make_station(tmp_path, "d")
+    calibration = _write_calibration(tmp_path / "cal.json", width=1280, height=960)
+    _with_calibration(config, calibration, {"default": {"min_confidence": 0.5}})
+    data = yaml.safe_load(config.read_text())
+    data["source"].update({"expected_width": FRAME_W, "expected_height": FRAME_H})
+    config.write_text(yaml.safe_dump(data))
+    proc = lineside("run", "--check", str(config))
+    assert proc.returncode != 0
+    message = proc.stderr.strip()
+    assert "\n" not in message, message
+    assert "recipes[1].calibration" in message and "1280x960" in message and f"{FRAME_W}x{FRAME_H}" in message
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
