@@ -66,6 +66,7 @@ class PartOutcome:
     score: int = 0
     injected: str | None = None
     robot_position_mm: tuple[float, float] | None = None  # DEFECT_X/Y of this part's result, if any
+    status: int = 0  # STATUS as read with this part's last register block (warnings such as records)
 
 
 @dataclass
@@ -121,6 +122,7 @@ class _Part:
             score,
             injected,
             position,
+            0 if block is None else block[reg.STATUS],
         )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from edge.messages import LedgerEvent
 from edge.records.model import InspectionRecord
 from edge.records.query import query
-from edge.robotlink.registers import VerdictCode
+from edge.robotlink.registers import StatusBit, VerdictCode
 from lineside.soak.campaign import CampaignResult, Injection, PartSeen
 from lineside.soak.report import FaultRow
 
@@ -145,7 +145,7 @@ def recovery_s(injection: Injection, parts: list[PartSeen]) -> float | None:
 def visibility(
     injection: Injection, result: CampaignResult, records: list[InspectionRecord]
 ) -> tuple[str, ...]:
-    """Where the fault showed: STATUS/ERROR_CODE to the robot, a FAULT record, a log line."""
+    """Where the fault showed: ERROR_CODE or a STATUS warning bit to the robot, a FAULT record, a log line."""
     end = (injection.undone_at or injection.at) + VISIBLE_WINDOW_S
     window = [p.outcome for p in result.parts if injection.at <= p.t_end and p.t_start <= end]
     shown: list[str] = []
@@ -153,6 +153,8 @@ def visibility(
         shown.append("error_code")
     if any(o.kind == "comm" for o in window):
         shown.append("link")
+    if any(o.status & StatusBit.RECORDS_WARNING for o in window):
+        shown.append("status")
     wall_end = injection.wall + (end - injection.at)
     if any(r.verdict.value == "FAULT" and injection.wall - 1 <= r.decided_at <= wall_end for r in records):
         shown.append("records")
