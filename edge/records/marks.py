@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import LinesideError
-from edge.records.schema import SCHEMA_VERSION, open_reader, transaction
+from edge.records.schema import open_existing, open_reader, transaction
 
 MARK_KINDS = ("escape", "overkill", "relabel")
 MARK_MEANING = {
@@ -50,24 +50,7 @@ class Mark:
 
 def _open_writer(db_path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     """Open an existing records database for writing (never creates one: a typo must not make a new db)."""
-    if not db_path.is_file():
-        raise LinesideError(f"{db_path}: no records database")
-    try:
-        conn = sqlite3.connect(
-            f"{db_path.resolve().as_uri()}?mode=rw", uri=True, timeout=busy_timeout_s, isolation_level=None
-        )
-    except sqlite3.Error as exc:
-        raise LinesideError(f"{db_path}: cannot open the records database for writing ({exc})") from exc
-    try:
-        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise LinesideError(f"{db_path}: not a readable records database ({exc})") from exc
-    if version != SCHEMA_VERSION:
-        conn.close()
-        raise LinesideError(f"{db_path}: records schema version {version}, expected {SCHEMA_VERSION}")
-    return conn
+    return open_existing(db_path, "rw", busy_timeout_s)
 
 
 def resolve_key(db_path: Path, text: str) -> tuple[int, int]:

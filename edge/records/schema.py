@@ -114,15 +114,28 @@ def _create_schema(conn: sqlite3.Connection) -> None:
 
 def open_reader(db_path: Path, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
     """Open the database read-only; in WAL mode this reads a consistent snapshot while the writer runs."""
+    return open_existing(db_path, "ro", busy_timeout_s)
+
+
+def open_existing(
+    db_path: Path, mode: Literal["ro", "rw"], busy_timeout_s: float = 5.0
+) -> sqlite3.Connection:
+    """Open an existing records database of this schema version (never creates one: a typo in a path
+    must not make a new, empty database); LinesideError in one line otherwise."""
     if not db_path.is_file():
         raise LinesideError(f"{db_path}: no records database")
+    purpose = "for writing " if mode == "rw" else ""
     try:
         conn = sqlite3.connect(
-            f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=busy_timeout_s, isolation_level=None
+            f"{db_path.resolve().as_uri()}?mode={mode}",
+            uri=True,
+            timeout=busy_timeout_s,
+            isolation_level=None,
         )
     except sqlite3.Error as exc:
-        raise LinesideError(f"{db_path}: cannot open the records database ({exc})") from exc
+        raise LinesideError(f"{db_path}: cannot open the records database {purpose}({exc})") from exc
     try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.DatabaseError as exc:
         conn.close()
