@@ -1,25 +1,22 @@
 """An industrial GenICam camera (GigE Vision, USB3 Vision) through the Basler pylon SDK (`pypylon`).
 
 The SDK is an optional extra (`lineside[genicam]`), imported only when a `kind: genicam` source is opened.
-As in live.py, one grabber thread owns the camera; `read()` waits on a condition with the caller's
-timeout. A lost camera is released and reopened with exponential backoff while the state is RECONNECTING.
+As in live.py, one grabber thread (grabber.py) owns the camera; `read()` waits on a condition with the
+caller's timeout. A lost camera is released and reopened with exponential backoff while RECONNECTING.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge.errors import LinesideError
-from edge.sources.base import Frame, FrameError, SourceState, SourceUnavailable
+from edge.sources.base import SourceState
 from edge.sources.genicam_settings import CameraSettingRefused, apply_settings
-from edge.sources.imagecheck import conform
+from edge.sources.grabber import Grabbed, Grabber
 
 if TYPE_CHECKING:
     from edge.sources.config import SourceConfig
@@ -28,8 +25,6 @@ log = logging.getLogger(__name__)
 
 _POLL_MS = 50  # one RetrieveResult wait: bounds how long a stop or a trigger request waits
 _TRIGGER_READY_MS = 200  # how long the grabber waits for the camera to accept a software trigger
-_CLOSE_JOIN_S = 3.0
-_OPEN_WAIT_GRACE_S = 2.0  # on top of open_timeout_s: enumerating GigE cameras takes about a second
 
 
 def load_pylon() -> tuple[Any, Any]:
@@ -44,16 +39,7 @@ def load_pylon() -> tuple[Any, Any]:
     return pylon, genicam
 
 
-@dataclass(frozen=True)
-class _Grabbed:
-    """One frame as the grabber left it: image None means the camera delivered a failed frame."""
-
-    image: np.ndarray | None
-    timestamp: float
-    problem: str = ""
-
-
-class GenicamSource:
+class GenicamSource(Grabber[Any]):
     """A GenICam camera found by serial number or DeviceUserID, configured from the `source:` section.
 
     trigger free_run: the camera streams; buffer latest returns the first frame retrieved after the read
@@ -62,29 +48,24 @@ class GenicamSource:
     serves only reads that started before it. trigger hardware: the camera exposes on a line edge.
     """
 
+    _close_join_s = 3.0
+    _open_wait_grace_s = 2.0  # on top of open_timeout_s: enumerating GigE cameras takes about a second
+    _library = "the SDK"
+    _running_message = "camera open and grabbing"
+    _fatal_errors = (CameraSettingRefused,)  # a setting the camera refuses: retrying cannot help
+
     def __init__(self, cfg: SourceConfig) -> None:
         self._pylon, self._genicam = load_pylon()  # before any thread: a missing SDK is a config error
         if cfg.serial is not None:
-            self._selector, self._origin = ("serial", cfg.serial), f"genicam:{cfg.serial}"
+            self._selector, origin = ("serial", cfg.serial), f"genicam:{cfg.serial}"
         elif cfg.user_id is not None:
-            self._selector, self._origin = ("user_id", cfg.user_id), f"genicam:user_id={cfg.user_id}"
+            self._selector, origin = ("user_id", cfg.user_id), f"genicam:user_id={cfg.user_id}"
         else:
             raise LinesideError("source: kind 'genicam' needs serial or user_id")
-        self._cfg = cfg
+        super().__init__(cfg, origin)
         self._trigger = cfg.trigger or "free_run"
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._state = SourceState.STARTING
-        self._problem = ""
-        self._waiting: list[float] = []  # start times of reads waiting for a frame
-        self._latest: _Grabbed | None = None
-        self._fifo: collections.deque[_Grabbed] = collections.deque()
         self._pending_trigger: float | None = None  # when the unanswered software trigger was fired
         self._applied: dict[str, str | float] = {}
-        self._delivered = 0
-        self._dropped = 0
-        self._reconnects = 0
         self._attempts = 0
         self._camera: Any = None  # the SDK's InstantCamera; only the grabber thread calls it
 
@@ -93,74 +74,20 @@ class GenicamSource:
     def open(self) -> None:
         """Start the grabber and wait (bounded) for its first attempt; a camera that is absent now is
         RECONNECTING, a setting it refuses is a LinesideError naming the field."""
-        if self._thread is not None:
+        first = self._start_grabber()
+        if first is None:
             return
-        self._thread = threading.Thread(target=self._run, name=f"grabber {self._origin}", daemon=True)
-        self._thread.start()
-        with self._cond:
-            self._cond.wait_for(
-                lambda: self._state is not SourceState.STARTING,
-                timeout=self._cfg.open_timeout_s + _OPEN_WAIT_GRACE_S,
-            )
-            state, problem = self._state, self._problem
+        state, problem = first
         if state is SourceState.FAILED:
             self.close()
             raise LinesideError(f"{self._origin}: {problem}")
         log.info("opened %s", self.describe())
 
-    def read(self, timeout_s: float) -> Frame:
-        start = time.monotonic()
-        deadline = start + max(0.0, timeout_s)
-        with self._cond:
-            self._waiting.append(start)
-            self._cond.notify_all()  # software trigger: the grabber fires for this read
-            try:
-                grabbed = self._await_frame(start, deadline, timeout_s)
-            finally:
-                self._waiting.remove(start)
-        if grabbed.image is None:
-            raise FrameError(f"{self._origin}: {grabbed.problem}")
-        image = conform(grabbed.image, self._origin, self._cfg)
-        with self._cond:
-            index = self._delivered
-            self._delivered += 1
-        return Frame(image=image, index=index, timestamp=grabbed.timestamp, origin=self._origin)
+    def _on_read_waiting(self) -> None:
+        self._cond.notify_all()  # software trigger: the grabber fires for this read
 
-    def _await_frame(self, start: float, deadline: float, timeout_s: float) -> _Grabbed:
-        while True:
-            state = self._state
-            if state not in (SourceState.RUNNING, SourceState.STARTING):
-                detail = f" ({self._problem})" if self._problem else ""
-                raise SourceUnavailable(f"{self._origin}: no frame, source is {state.value}{detail}", state)
-            grabbed = self._take(start)
-            if grabbed is not None:
-                return grabbed
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise SourceUnavailable(
-                    f"{self._origin}: no frame within {timeout_s:.3f} s "
-                    f"(source is {state.value}, trigger {self._trigger})",
-                    state,
-                    timed_out=True,
-                )
-            self._cond.wait(remaining)
-
-    def _take(self, start: float) -> _Grabbed | None:
-        if self._cfg.buffer == "fifo":
-            return self._fifo.popleft() if self._fifo else None
-        latest = self._latest
-        return latest if latest is not None and latest.timestamp >= start else None
-
-    @property
-    def state(self) -> SourceState:
-        with self._cond:
-            return self._state
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the source went into RECONNECTING (lost, or absent at open)."""
-        with self._cond:
-            return self._reconnects
+    def _timeout_detail(self) -> str:
+        return f", trigger {self._trigger}"
 
     @property
     def open_attempts(self) -> int:
@@ -169,27 +96,10 @@ class GenicamSource:
             return self._attempts
 
     @property
-    def dropped_frames(self) -> int:
-        with self._cond:
-            return self._dropped
-
-    @property
     def applied(self) -> dict[str, str | float]:
         """The settings read back from the camera after the last (re)connect (empty before one)."""
         with self._cond:
             return dict(self._applied)
-
-    def close(self) -> None:
-        """Stop the grabber (bounded join; it closes the camera); later reads raise SourceUnavailable."""
-        self._stop.set()
-        with self._cond:
-            self._state = SourceState.ENDED
-            self._cond.notify_all()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=_CLOSE_JOIN_S)
-            if thread.is_alive():
-                log.warning("%s: grabber still inside the SDK after %.1f s", self._origin, _CLOSE_JOIN_S)
 
     def describe(self) -> str:
         with self._cond:
@@ -200,35 +110,6 @@ class GenicamSource:
             return f"{head}, {self._state.value}, {counts}" + (f"; {settings}" if settings else "") + problem
 
     # ---- the grabber thread ------------------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            self._grab_until_stopped()
-        except CameraSettingRefused as exc:
-            self._set_state(SourceState.FAILED, str(exc))
-        except Exception:  # a bug must not leave the state RUNNING with no frames behind it
-            log.exception("%s: grabber crashed", self._origin)
-            self._set_state(SourceState.FAILED, "grabber crashed, see the log")
-
-    def _grab_until_stopped(self) -> None:
-        delay = self._cfg.reconnect_initial_s
-        while not self._stop.is_set():
-            camera = self._connect()
-            if camera is not None:
-                self._camera = camera
-                try:
-                    if self._stream(camera):
-                        delay = self._cfg.reconnect_initial_s  # it worked: the next loss starts over
-                finally:
-                    self._camera = None
-                    self._release(camera)
-            if self._stop.is_set():
-                return
-            self._set_state(SourceState.RECONNECTING, self._problem)
-            log.debug("%s: reopening in %.2f s", self._origin, delay)
-            if self._stop.wait(delay):
-                return
-            delay = min(delay * 2.0, self._cfg.reconnect_max_s)
 
     def _connect(self) -> Any:
         """An opened, configured, grabbing camera; None (with self._problem) when it cannot be had now."""
@@ -272,6 +153,13 @@ class GenicamSource:
             self._applied = applied
 
     def _stream(self, camera: Any) -> bool:
+        self._camera = camera  # set only while this connection streams (the unplug test reaches it)
+        try:
+            return self._retrieve(camera)
+        finally:
+            self._camera = None
+
+    def _retrieve(self, camera: Any) -> bool:
         """Retrieve until the camera is lost or stop is set; True if the connection was worth keeping."""
         connected = last_frame = time.monotonic()
         streamed = False
@@ -333,12 +221,12 @@ class GenicamSource:
             return  # nobody waits for this frame: skip the conversion
         if not result.GrabSucceeded():
             why = f"camera delivered a failed frame: {result.GetErrorDescription()}"
-            self._publish(_Grabbed(None, timestamp, why))
+            self._publish(Grabbed(None, timestamp, why))
             return
         try:
-            self._publish(_Grabbed(self._to_bgr(result), timestamp))
+            self._publish(Grabbed(self._to_bgr(result), timestamp))
         except self._genicam.GenericException as exc:
-            self._publish(_Grabbed(None, timestamp, f"cannot convert the frame: {_first_line(exc)}"))
+            self._publish(Grabbed(None, timestamp, f"cannot convert the frame: {_first_line(exc)}"))
 
     def _to_bgr(self, result: Any) -> np.ndarray:
         pylon = self._pylon
@@ -347,21 +235,6 @@ class GenicamSource:
         converter = pylon.ImageFormatConverter()
         converter.OutputPixelFormat = pylon.PixelType_BGR8packed
         return np.array(converter.Convert(result).GetArray(), copy=True)
-
-    def _wanted(self, timestamp: float) -> bool:
-        with self._cond:
-            return self._cfg.buffer == "fifo" or any(start <= timestamp for start in self._waiting)
-
-    def _publish(self, grabbed: _Grabbed) -> None:
-        with self._cond:
-            if self._cfg.buffer == "fifo":
-                if len(self._fifo) >= self._cfg.fifo_depth:
-                    self._fifo.popleft()
-                    self._dropped += 1
-                self._fifo.append(grabbed)
-            else:
-                self._latest = grabbed
-            self._cond.notify_all()
 
     def _release(self, camera: Any) -> None:
         try:
@@ -372,22 +245,8 @@ class GenicamSource:
         except self._genicam.GenericException as exc:  # a lost camera may refuse even this
             log.debug("%s: release: %s", self._origin, _first_line(exc))
 
-    def _set_state(self, state: SourceState, problem: str) -> None:
-        with self._cond:
-            if self._stop.is_set() or self._state is state:
-                return  # closed (stays ENDED), or nothing changed
-            if state is SourceState.RECONNECTING:
-                self._reconnects += 1
-                self._dropped += len(self._fifo)  # frames from before the loss are never served after it
-                self._fifo.clear()
-                self._latest = None
-                self._pending_trigger = None
-                log.warning("%s: lost, reconnecting: %s", self._origin, problem)
-            elif state is SourceState.RUNNING:
-                log.info("%s: camera open and grabbing", self._origin)
-            self._state = state
-            self._problem = problem
-            self._cond.notify_all()
+    def _forget_on_loss(self) -> None:
+        self._pending_trigger = None  # a trigger fired on the lost connection will never be answered
 
 
 def _first_line(exc: BaseException) -> str:
