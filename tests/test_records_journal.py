@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -219,3 +220,25 @@ def test_records_warning_is_a_status_bit_that_leaves_ready_alone() -> None:
     status = handshake.snapshot()[reg.STATUS]
     assert status & StatusBit.RECORDS_WARNING
     assert status & StatusBit.READY == handshake.ready * StatusBit.READY  # never stops inspections
+
+
+def test_a_boot_killed_without_closing_its_journal_is_logged_once_a_clean_stop_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clean = JournalWriter(tmp_path, BOOT)
+    assert clean.append(final(1))
+    clean.close()
+    killed = JournalWriter(tmp_path, BOOT + 1)
+    assert killed.append(final(1, boot=BOOT + 1))
+    # A SIGKILL: the kernel drops the flock with the process, and nothing else runs.
+    assert killed._lock_fd is not None
+    os.close(killed._lock_fd)
+    killed._lock_fd = None
+    killed._stop.set()
+    replay = JournalReplay(tmp_path, grace_s=0.0)
+    with caplog.at_level(logging.WARNING, logger="edge.records.journal"):
+        replay.poll(force=True)
+        replay.poll(force=True)
+    unclean = [r.getMessage() for r in caplog.records if "without a clean stop" in r.getMessage()]
+    assert unclean == [f"journal: boot {BOOT + 1} ended without a clean stop (killed, crashed or power lost);"
+                       " its parts are settled from the journal"]  # fmt: skip

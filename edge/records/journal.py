@@ -120,6 +120,10 @@ class JournalWriter:
         self._thread.join(timeout_s)
         self._sync()
         if self._lock_fd is not None:
+            # A clean stop removes the lock file; one left behind by a dead boot tells the recorder that
+            # boot was killed or lost power (it logs that once).
+            with contextlib.suppress(OSError):
+                (self.dir / lock_name(self.boot_id)).unlink()
             os.close(self._lock_fd)  # the flock goes with it: the recorder may now close our parts
             self._lock_fd = None
 
@@ -332,6 +336,12 @@ class JournalReplay:
         for boot in newest:
             if boot not in self._dead and self._boot_is_dead(boot):
                 self._dead.add(boot)
+                if (self.dir / lock_name(boot)).exists():
+                    log.warning(
+                        "journal: boot %d ended without a clean stop (killed, crashed or power lost);"
+                        " its parts are settled from the journal",
+                        boot,
+                    )
         for name, (boot, index) in found.items():
             seg = self._segments.setdefault(name, _Segment(boot, index))
             if not seg.closed:

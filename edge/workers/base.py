@@ -99,6 +99,9 @@ class Worker:
         try:
             self.beat(force=True)
             self.main()
+            if os.getppid() != self.ctx.parent_pid:
+                # The supervisor died (killed, crashed): say so, or its loss shows nowhere in the logs.
+                log.warning("%s: the supervisor (pid %d) is gone; stopping", self.name, self.ctx.parent_pid)
             self.state = "stopping"
         except Exception:
             log.error("%s crashed:\n%s", self.name, traceback.format_exc())
