@@ -14,9 +14,8 @@ from typing import Any, cast
 from edge.errors import LinesideError
 from edge.modelcard import ModelCard, read_card, sha256_file, write_card
 from training.demo_model import _offline_ultralytics
+from training.export import onnx_export
 from training.quantize import quantize_model
-
-OPSET = 17  # as the demo model
 
 
 def export_at(model_dir: Path, imgsz: int, out_dir: Path, weights: Path | None = None) -> ModelCard:
@@ -34,16 +33,7 @@ def export_at(model_dir: Path, imgsz: int, out_dir: Path, weights: Path | None =
     if weights is not None:  # exported from a copy: ultralytics writes its ONNX beside the weights
         shutil.copyfile(weights, work / "weights.pt")
     model = yolo(str(work / "weights.pt") if weights is not None else _twin_yaml(work, len(card.classes)))
-    exported = model.export(
-        format="onnx",
-        imgsz=imgsz,
-        opset=OPSET,
-        simplify=True,
-        dynamic=False,
-        half=False,
-        batch=1,
-        device="cpu",
-    )
+    exported = onnx_export(model, imgsz)
     target = out_dir / "model.onnx"
     shutil.move(exported, target)
     shutil.rmtree(work, ignore_errors=True)

@@ -53,9 +53,10 @@ def code_version() -> str:
     return f"{version}+g{head.stdout.strip()}" + (".dirty" if dirty.stdout.strip() else "")
 
 
-def export_onnx(yolo: Any, weights: Path, out_dir: Path, imgsz: int) -> Path:
-    """A static 1x3ximgszximgsz fp32 ONNX graph (opset 17, simplified) written atomically to out_dir."""
-    exported = yolo(str(weights)).export(
+def onnx_export(model: Any, imgsz: int) -> Path:
+    """Export an ultralytics model to a static 1x3ximgszximgsz fp32 ONNX graph (opset 17, simplified);
+    the file ultralytics wrote, beside the weights."""
+    exported = model.export(
         format="onnx",
         imgsz=imgsz,
         opset=OPSET,
@@ -65,7 +66,13 @@ def export_onnx(yolo: Any, weights: Path, out_dir: Path, imgsz: int) -> Path:
         batch=1,
         device="cpu",
     )
-    return atomic_write_bytes(out_dir / "model.onnx", Path(exported).read_bytes())
+    return Path(exported)
+
+
+def export_onnx(yolo: Any, weights: Path, out_dir: Path, imgsz: int) -> Path:
+    """The ONNX graph of `weights` (see onnx_export), written atomically to out_dir."""
+    exported = onnx_export(yolo(str(weights)), imgsz)
+    return atomic_write_bytes(out_dir / "model.onnx", exported.read_bytes())
 
 
 def validate_onnx(
