@@ -127,6 +127,14 @@ class SupervisorConfig(_Section):
     stop_timeout_s: float = Field(3.0, gt=0, description="Bounded wait per worker at shutdown before kill.")
     restart_budget: RestartBudget = Field(default_factory=RestartBudget)
     not_ready_warn_s: float = Field(10.0, gt=0, description="Log why the line is not READY this often.")
+    cpu_placement: Literal["auto", "off"] = Field(
+        "auto",
+        description=(
+            "auto: onnxruntime's threads on CPUs of their own (the last `detector.threads` usable CPUs,"
+            " auto: all but one), every other worker on the rest (edge/placement.py); off: the OS places"
+            " everything. Either way the recorder, status and fleet workers run at nice +10."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SupervisorConfig:

@@ -21,6 +21,7 @@ class Endpoints(BaseModel):
     heartbeats: str  # every worker -> supervisor
     health: str  # supervisor -> robot link
     publish: str  # robot link -> anyone (final inspections, JSON)
+    frame_dir: str  # capture -> inference: the shared-memory frame ring's folder (edge/framering.py)
 
     @classmethod
     def in_runtime_dir(cls, runtime_dir: Path, publish: str | None = None) -> Endpoints:
@@ -37,4 +38,5 @@ class Endpoints(BaseModel):
             heartbeats=ipc("heartbeats"),
             health=ipc("health"),
             publish=publish or ipc("inspections"),
+            frame_dir=str(runtime_dir),
         )

@@ -36,14 +36,25 @@ class Trigger(Message):
         return (now_monotonic - self.t_trigger) * 1000.0
 
 
+class SlotRef(Message):
+    """Where one frame lies: ring file, slot index, the generation capture wrote, the frame's shape."""
+
+    ring: str = Field(min_length=1, description="Ring file name in the runtime directory.")
+    slot: int = Field(ge=0, description="Slot index in the ring.")
+    generation: int = Field(ge=2, description="Even generation of the slot when the frame was complete.")
+    shape: tuple[int, int, int] = Field(description="Height, width, channels of the uint8 frame.")
+
+
 class FrameHeader(Message):
-    """A captured frame for a triggered part; the pixels travel beside it as raw bytes."""
+    """A captured frame for a triggered part; its pixels are in the shared frame ring (`slot`) or, when
+    there is none, travel beside it as raw bytes."""
 
     trigger: Trigger
     t_capture: float
     origin: str
     shape: tuple[int, int, int]
     capture_ms: float
+    slot: SlotRef | None = None
 
 
 class PartArrival(Message):

@@ -20,6 +20,7 @@ from edge.detector.detector import Detector
 from edge.errors import LinesideError
 from edge.inspector import Inspector
 from edge.modelcard import ModelCard, load_verified, read_card
+from edge.placement import Placement, pin_thread, pinned
 from edge.registry import pointer_path, read_pointer, version_dir
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,20 @@ def current_model_dir(recipe: RecipeConfig) -> Path:
 
 
 def load_inspectors(
-    recipes: Sequence[RecipeConfig], model_dir: Path, detector_cfg: DetectorConfig
+    recipes: Sequence[RecipeConfig],
+    model_dir: Path,
+    detector_cfg: DetectorConfig,
+    placement: Placement | None = None,
 ) -> dict[int, Inspector]:
-    """A verified, warm detector from `model_dir` and an inspector per recipe; LinesideError if not."""
-    detector = Detector(model_dir, detector_cfg)
+    """A verified, warm detector from `model_dir` and an inspector per recipe; LinesideError if not.
+
+    With a placement, the session's thread pool starts on the inference CPUs, and the rest of the work
+    (verification, warm-up) runs on the service CPUs, beside the model that is judging parts.
+    """
+    if placement is not None:
+        pin_thread(placement.service)
+    with pinned(placement.inference if placement is not None else None):
+        detector = Detector(model_dir, detector_cfg)
     detector.warmup()
     return {r.number: Inspector.load(r.model_copy(update={"model": model_dir}), detector) for r in recipes}
 
@@ -115,9 +126,11 @@ class ModelWatcher:
         recipes: Sequence[RecipeConfig],
         detector_cfg: DetectorConfig,
         loaded: Mapping[int, Inspector],
+        placement: Placement | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cfg = detector_cfg
+        self._placement = placement
         self._clock = clock
         self._watches: dict[tuple[Path, str], _Watch] = {}
         for recipe in recipes:
@@ -197,7 +210,7 @@ class ModelWatcher:
         if kept is not None and folder == kept.detector.model_dir.resolve() and card == kept.detector.card:
             load_verified(folder)  # rollback: the previous version is still loaded, and still on disk
             return dict(watch.previous)
-        return load_inspectors(watch.recipes, folder, self._cfg)
+        return load_inspectors(watch.recipes, folder, self._cfg, self._placement)
 
     def _finish(self, watch: _Watch, job: _Job) -> SwapOutcome:
         watch.job = None

@@ -27,6 +27,7 @@ from edge.config import LinesideConfig
 from edge.endpoints import Endpoints
 from edge.errors import LinesideError
 from edge.messages import Health, Heartbeat, LedgerEvent
+from edge.placement import Placement, plan, usable_cpus
 from edge.status.supervision import SupervisionReport, WorkerReport, supervision_endpoint
 from edge.transport import Receiver, Sender
 from edge.workers.base import WorkerContext
@@ -80,6 +81,7 @@ class Supervisor:
         self.ready_announced = False
         self._not_ready_since: float | None = None
         self._last_not_ready_warning = 0.0
+        self.placement = self._plan_placement()
 
     # -- set-up ----------------------------------------------------------------------------------
     def _runtime_dir(self) -> Path:
@@ -93,6 +95,19 @@ class Supervisor:
         if len(str(path)) + 20 > MAX_IPC_PATH:
             raise LinesideError(f"station.runtime_dir: '{path}' is too long for Unix sockets (max ~80 chars)")
         return path
+
+    def _plan_placement(self) -> Placement | None:
+        if self.config.supervisor.cpu_placement == "off":
+            return None
+        placement = plan(usable_cpus(), self.config.detector.threads)
+        if placement is None:
+            log.info(
+                "cpu placement: nothing to split (%d usable CPUs), the OS places every worker",
+                len(usable_cpus()),
+            )
+        else:
+            log.info("cpu placement: %s", placement.describe())
+        return placement
 
     def request_stop(self, *_: object) -> None:
         self._stop_requested = True
@@ -114,6 +129,7 @@ class Supervisor:
             stop_event=stop_event,
             parent_pid=os.getpid(),
             log_level=logging.getLogger().getEffectiveLevel(),
+            placement=self.placement,
         )
         process = self.mp.Process(target=run_worker, args=(slot.name, ctx), name=f"lineside-{slot.name}")
         process.start()

@@ -223,12 +223,19 @@ def test_preview_augment_writes_a_grid_and_trains_nothing(dataset, tmp_path):
 def test_tiled_training_records_its_tile_size_and_the_detector_tiles_with_it(dataset, tmp_path):
     from edge.detector.config import DetectorConfig, TilingConfig
 
+    # The recipe's schedule keys (fine-tuning: no warm-up) reach ultralytics as they are.
+    recipe = tmp_path / "finetune.yaml"
+    schedule = {"optimizer": "SGD", "lr0": 0.002, "warmup_epochs": 0.0}
+    recipe.write_text(yaml.safe_dump({"name": "spots", **schedule}), encoding="utf-8")
     command = train_command(
-        dataset, tmp_path, "--tile", "64", "--tile-overlap", "0.25", "--epochs", "1", "--no-plots"
-    )
+        dataset, tmp_path, "--tile", "64", "--tile-overlap", "0.25", "--epochs", "1", "--no-plots",
+        "--recipe", str(recipe),
+    )  # fmt: skip
     result = run(command, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tiled train: 24 images -> 96 tiles of 64 px" in result.stderr
+    used = yaml.safe_load((tmp_path / "work" / "runs" / "train" / "args.yaml").read_text())
+    assert {key: used[key] for key in schedule} == schedule
     out = tmp_path / "models" / "spots" / "0.1"
     card, _ = load_verified(out)
     assert card.training.args["tiling"] == {"size": 64, "overlap": 0.25}

@@ -52,7 +52,7 @@ AUGMENT_KEYS = frozenset(
 )
 # Settings that change what is trained; a re-run with other values is refused rather than "resumed".
 RUN_IDENTITY = (
-    "model", "imgsz", "epochs", "time_hours", "batch", "seed",
+    "model", "imgsz", "epochs", "time_hours", "batch", "seed", "optimizer", "lr0", "warmup_epochs",
     "augment", "albumentations", "tile", "tile_overlap", "tile_min_visibility",
 )  # fmt: skip
 
@@ -72,6 +72,21 @@ class TrainSettings(BaseModel):
     device: str = Field("auto", description="auto (CUDA when available, else cpu), cpu, or a CUDA index.")
     workers: int | None = Field(None, ge=0, le=64, description="Dataloader workers; default min(8, cores).")
     patience: int = Field(0, ge=0, description="Early-stop patience in epochs; 0 trains every epoch.")
+    optimizer: Literal["auto", "SGD", "AdamW", "Adam"] = Field(
+        "auto", description="ultralytics' optimizer; auto picks by the number of iterations."
+    )
+    lr0: float | None = Field(
+        None, gt=0, le=1, description="Initial learning rate (default: ultralytics' for the optimizer)."
+    )
+    warmup_epochs: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description=(
+            "Warm-up epochs (ultralytics' default 3). Fine-tuning a trained checkpoint wants 0: the"
+            " warm-up's high bias learning rate undoes what it learnt."
+        ),
+    )
     augment: dict[str, float] = Field(default_factory=dict, description="ultralytics augmentation knobs.")
     albumentations: dict[str, Any] | bool = Field(
         True,
@@ -313,6 +328,12 @@ def train_model(
     else:
         print(f"lineside train: training {source} on {device} into {run_dir}", file=sys.stderr)
         extra: dict[str, Any] = {"time": settings.time_hours} if settings.time_hours else {}
+        if settings.optimizer != "auto":
+            extra["optimizer"] = settings.optimizer
+        if settings.lr0 is not None:
+            extra["lr0"] = settings.lr0
+        if settings.warmup_epochs is not None:
+            extra["warmup_epochs"] = settings.warmup_epochs
         _model(yolo, source, callbacks).train(
             data=str(data_yaml),
             epochs=settings.epochs,

@@ -208,15 +208,20 @@ def _end_to_end(
         raise LinesideError(f"bench: all {len(parts)} robot-triggered parts failed ({verdicts})")
     by_seq = {f.event.trigger.trigger_seq: f.event for f in events if f.event.trigger.part_id is not None}
     steps: dict[str, list[float]] = {}
+    updated: list[float] = []
     for part in good:
         event = by_seq.get(part.seq)
         if event is None or event.result is None:
             continue
+        # The robot link sets the result registers at trigger + latency_ms (its clock, the same
+        # system-wide monotonic clock as the robot's write time).
+        updated.append(max(0.0, (event.trigger.t_trigger - part.t_write) * 1000.0 + event.latency_ms))
         for label, ms in _split(part, event.trigger.t_trigger, event.latency_ms, event.result.timings_ms):
             steps.setdefault(label, []).append(ms)
     if not steps:
         raise LinesideError("bench: the result stream carried none of the timed parts")
     return EndToEnd(
+        updated=spread(updated, "end-to-end (updated)"),
         total=spread([p.ms for p in good], "end-to-end"),
         steps_ms={label: spread(values, label) for label, values in steps.items()},
         read_rtt=read_rtt,
@@ -231,15 +236,22 @@ def _split(
     part: PartTiming, t_trigger: float, latency_ms: float, timings: dict[str, float]
 ) -> list[tuple[str, float]]:
     """Where one part's time went, robot write to robot read, on the system-wide monotonic clock."""
-    inside = {k: _timing(timings, k, part.seq) for k in ("capture", "preprocess", "infer", "decode")}
+    steps = ("capture", "preprocess", "infer", "decode", "frame_in", "result_out")
+    inside = {k: _timing(timings, k, part.seq) for k in steps}
+    worked = inside["preprocess"] + inside["infer"] + inside["decode"]
     # latency_ms is rounded to 1 us when published: clamp the rounding, not a real negative.
     return [
         ("Modbus write -> part registered", max(0.0, (t_trigger - part.t_write) * 1000.0)),
+        ("trigger -> capture, capture -> inference (hops)", max(0.0, inside["frame_in"] - inside["capture"])),
         ("capture: read + decode the frame", inside["capture"]),
         ("inference: pre-process", inside["preprocess"]),
         ("inference: session.run", inside["infer"]),
         ("inference: decode + NMS", inside["decode"]),
-        ("the rest: process hops, messages, rules", max(0.0, latency_ms - sum(inside.values()))),
+        (
+            "inference: hand-offs, rules, result message",
+            max(0.0, inside["result_out"] - inside["frame_in"] - worked),
+        ),
+        ("inference -> robot link, registers set (hop)", max(0.0, latency_ms - inside["result_out"])),
         ("result published -> seen by the robot", max(0.0, (part.t_seen - t_trigger) * 1000.0 - latency_ms)),
     ]
 

@@ -62,14 +62,16 @@ def _e2e_rows(r: BenchReport) -> list[_Row]:
     if e2e is None:
         return []
     near = r.floor_near("end_to_end")
-    p50, p99 = e2e.total.ratio(near)
+    p50, p99 = e2e.updated.ratio(near)
     ok = p50 <= rep.TARGET_E2E_P50 and p99 <= rep.TARGET_E2E_P99
     target = f"p50 <= {rep.TARGET_E2E_P50:.2f}x, p99 <= {rep.TARGET_E2E_P99:.2f}x: {_met(ok)}"
     faults = f", {e2e.faults} FAULT" if e2e.faults else ""
-    label = f"end-to-end: TRIGGER_SEQ -> RESULT_WORD (n={e2e.total.count}{faults}; floor {_ms(near)})"
-    rows = [_timed(label, e2e.total, near, target)]
+    label = f"end-to-end: TRIGGER_SEQ -> RESULT_WORD set (n={e2e.updated.count}{faults}; floor {_ms(near)})"
+    rows = [_timed(label, e2e.updated, near, target)]
     rows += [_step(label, s) for label, s in e2e.steps_ms.items()]
     pause = "back to back" if e2e.poll_ms == 0 else f"every {e2e.poll_ms:g} ms"
+    seen = f"  ... -> RESULT_WORD seen by the robot, polling {pause} (n={e2e.total.count})"
+    rows.append(_timed(seen, e2e.total, near, "(the robot's polling included)"))
     rows.append(_step(f"one robot read of 11 registers (polled {pause})", e2e.read_rtt))
     return rows
 

@@ -20,6 +20,7 @@ import zmq
 from edge.config import LinesideConfig
 from edge.endpoints import Endpoints
 from edge.messages import Heartbeat
+from edge.placement import Placement
 from edge.transport import Sender
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class WorkerContext:
     stop_event: Event
     parent_pid: int
     log_level: int = logging.INFO
+    placement: Placement | None = None  # CPUs for onnxruntime and for the rest (edge/placement.py)
 
 
 class Worker:
@@ -51,6 +53,11 @@ class Worker:
         self.state: str = "starting"
         self.detail: dict[str, object] = {}
         self.zmq = zmq.Context()
+        if ctx.placement is not None:
+            # zeromq's I/O threads (they start with the first socket) hand each message between the
+            # processes: any CPU may run them, or a hop waits for a pinned worker's CPU to be free.
+            for cpu in ctx.placement.service | ctx.placement.inference:
+                self.zmq.set(zmq.THREAD_AFFINITY_CPU_ADD, cpu)
         self._heartbeat: Sender[Heartbeat] | None = None
         self._last_heartbeat = 0.0
         self._interval = ctx.config.supervisor.heartbeat_interval_s

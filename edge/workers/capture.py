@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 from edge.calibfile import load_calibration
 from edge.errors import ErrorCode, LinesideError
+from edge.framering import FrameRing
 from edge.messages import FrameHeader, PartArrival, Result, Trigger
 from edge.sources.base import Frame, FrameError, FrameSource, SourceState, SourceUnavailable
 from edge.sources.config import open_source
@@ -43,6 +45,7 @@ class CaptureWorker(Worker):
         # hwm 2 + immediate: a stalled or dead inference makes the send fail now (OVERLOAD FAULT),
         # instead of parts queueing up behind it and all timing out.
         self.frames: Sender[FrameHeader] = Sender(self.zmq, ep.frames, FrameHeader, hwm=2, immediate=True)
+        self.ring = FrameRing(Path(ep.frame_dir))  # the pixels go through shared memory (edge/framering.py)
         self.results: Sender[Result] = Sender(self.zmq, ep.results, Result, hwm=1000)
         self.hardware = self.config.trigger.mode == "hardware"
         self.arrivals: Sender[PartArrival] = Sender(self.zmq, ep.arrivals, PartArrival, hwm=100)
@@ -178,17 +181,23 @@ class CaptureWorker(Worker):
             self.counts["camera_faults"] += 1
             self._fault(trigger, ErrorCode.CAMERA, f"no frame: {exc}")
             return
+        try:
+            slot = self.ring.put(frame.image)
+        except FrameError as exc:
+            self.counts["frame_faults"] += 1
+            self._fault(trigger, ErrorCode.FRAME, str(exc))
+            return
         capture_ms = (time.monotonic() - started) * 1000.0
-        shape = frame.image.shape
         header = FrameHeader(
             trigger=trigger,
             t_capture=frame.timestamp,
             origin=frame.origin,
-            shape=(int(shape[0]), int(shape[1]), int(shape[2])),
+            shape=slot.shape,
             capture_ms=round(capture_ms, 3),
+            slot=slot,
         )
         remaining_ms = trigger.budget_ms - trigger.age_ms(time.monotonic())
-        if not self.frames.send(header, frame.image, wait_ms=int(min(FRAME_SEND_WAIT_MS, remaining_ms))):
+        if not self.frames.send(header, wait_ms=int(min(FRAME_SEND_WAIT_MS, remaining_ms))):
             self.counts["overload"] += 1
             self._fault(trigger, ErrorCode.OVERLOAD, "inference is not taking frames (busy, hung or down)")
             return
@@ -199,7 +208,7 @@ class CaptureWorker(Worker):
         self.results.send(Result.fault(trigger, error, reason))
 
     def teardown(self) -> None:
-        for closer in ("source", "triggers", "frames", "results", "arrivals"):
+        for closer in ("source", "triggers", "frames", "results", "arrivals", "ring"):
             obj = getattr(self, closer, None)
             if obj is not None:
                 obj.close()

@@ -15,9 +15,12 @@ import numpy as np
 
 from edge.detector.detector import Detector
 from edge.errors import ErrorCode, LinesideError
+from edge.framering import RingReader
 from edge.inspector import Inspector
 from edge.messages import FrameHeader, ImageNote, ModelRef, Result
 from edge.modelswap import ModelWatcher, current_model_dir
+from edge.placement import pin_thread
+from edge.sources.base import FrameError
 from edge.transport import Receiver, Sender
 from edge.workers.base import Worker
 
@@ -34,6 +37,10 @@ class InferenceWorker(Worker):
         self.frames: Receiver[FrameHeader] = Receiver(self.zmq, ep.frames, FrameHeader, hwm=2)
         self.results: Sender[Result] = Sender(self.zmq, ep.results, Result, hwm=1000)
         self.images: Sender[ImageNote] = Sender(self.zmq, ep.images, ImageNote, hwm=50)
+        self.ring = RingReader(Path(ep.frame_dir))
+        placement = self.ctx.placement
+        if placement is not None:
+            pin_thread(placement.inference)  # this thread runs the model: on the CPUs kept for it
         self.counts = {"inspected": 0, "faults": 0, "stale_frames": 0}
         self.recipes: dict[int, Inspector] = {}
         self.load_error = ""
@@ -45,7 +52,7 @@ class InferenceWorker(Worker):
             self.state = "degraded"
             log.error("model refused: %s", exc)
         # Registry recipes follow their promoted version, swapped in between parts (edge/modelswap.py).
-        self.watcher = ModelWatcher(self.config.recipes, self.config.detector, self.recipes)
+        self.watcher = ModelWatcher(self.config.recipes, self.config.detector, self.recipes, placement)
         self.swap_fault = ""
         self.detail = {"load_error": self.load_error, **self.counts, **self.watcher.detail}
 
@@ -80,17 +87,39 @@ class InferenceWorker(Worker):
         if got is None:
             return
         header, image = got
-        if header.trigger.age_ms(time.monotonic()) > header.trigger.budget_ms:
+        received = time.monotonic()
+        if header.trigger.age_ms(received) > header.trigger.budget_ms:
             self.counts["stale_frames"] += 1
             return
-        result = self._judge(header, image)
-        self.results.send(result)
+        try:
+            if header.slot is not None:
+                image = self.ring.view(header.slot)  # in place, in the shared frame ring
+            result = self._judge(header, image)
+            if header.slot is not None and not self.ring.still_there(header.slot):
+                raise FrameError(f"frame ring slot {header.slot.slot}: overwritten while inspected")
+        except FrameError as exc:  # never a verdict on pixels that may be another part's
+            result = Result.fault(header.trigger, ErrorCode.FRAME, str(exc), origin=header.origin)
+            image = None
+        # Milliseconds from the trigger to the frame's arrival here and to its result leaving: the
+        # process hops around them are the rest of the part's time (lineside bench splits them out).
+        since = header.trigger.t_trigger
+        timings = {**result.timings_ms, "frame_in": (received - since) * 1000.0}
+        timings["result_out"] = (time.monotonic() - since) * 1000.0
+        self.results.send(result.model_copy(update={"timings_ms": timings}))
         if image is not None:
-            self.images.send(
-                ImageNote(boot_id=header.trigger.boot_id, seq=header.trigger.seq, shape=header.shape), image
-            )
+            self._keep_image(header, image)
         self.counts["faults" if result.error_code else "inspected"] += 1
         self.detail = {"load_error": self.load_error, **self.counts, **self.watcher.detail}
+
+    def _keep_image(self, header: FrameHeader, image: np.ndarray) -> None:
+        """The part's image to the recorder, after its result: a copy, once its slot proved unchanged."""
+        if header.slot is not None:
+            image = image.copy()  # the slot is capture's again once this part is done
+            if not self.ring.still_there(header.slot):
+                log.warning("part %d: frame overwritten before the recorder got it", header.trigger.seq)
+                return
+        note = ImageNote(boot_id=header.trigger.boot_id, seq=header.trigger.seq, shape=header.shape)
+        self.images.send(note, image)
 
     def _judge(self, header: FrameHeader, image: np.ndarray | None) -> Result:
         trigger = header.trigger
@@ -131,7 +160,7 @@ class InferenceWorker(Worker):
     def teardown(self) -> None:
         if getattr(self, "watcher", None) is not None:
             self.watcher.close()
-        for name in ("frames", "results", "images"):
+        for name in ("frames", "results", "images", "ring"):
             sock = getattr(self, name, None)
             if sock is not None:
                 sock.close()

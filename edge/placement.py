@@ -1,0 +1,101 @@
+"""Where the workers run: onnxruntime on CPUs of its own, everything else beside it, records last.
+
+On 2 cores, with the scheduler free to place everything, in-line `session.run` took 1.2-1.4x its floor:
+capture's read-ahead decode and the recorder's encode + fsync took turns on inference's core
+(docs/performance.md). `supervisor.cpu_placement: auto` pins the session's threads to the last usable
+CPUs, the rest of the appliance to the others, and runs the workers whose work can wait (records, the
+status page, the fleet feed) at a lower priority, so their turn never comes before a part's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+# Workers nothing on a part's critical path waits for: they yield the CPU to those that are.
+BACKGROUND_WORKERS = frozenset({"recorder", "status", "fleet"})
+BACKGROUND_NICE = 10
+
+
+@dataclass(frozen=True)
+class Placement:
+    """CPUs for onnxruntime's threads (`inference`) and for all other work (`service`); both non-empty."""
+
+    inference: frozenset[int]
+    service: frozenset[int]
+
+    @property
+    def threads(self) -> int:
+        """Intra-op threads that fill the inference CPUs, one each."""
+        return len(self.inference)
+
+    def describe(self) -> str:
+        return f"onnxruntime on CPU {_cpus(self.inference)}, the rest on CPU {_cpus(self.service)}"
+
+
+def plan(usable: set[int] | frozenset[int], threads: int) -> Placement | None:
+    """Split the usable CPUs: `threads` of them for inference (0 = all but one), the rest for service.
+
+    None when there is nothing to split: one CPU, or as many threads as CPUs (then the OS places all).
+    """
+    cpus = sorted(usable)
+    wanted = threads if threads > 0 else len(cpus) - 1
+    if len(cpus) < 2 or wanted < 1 or wanted >= len(cpus):
+        return None
+    # The last CPUs for inference: CPU 0 is where the kernel and most interrupts are handled by default.
+    return Placement(inference=frozenset(cpus[-wanted:]), service=frozenset(cpus[:-wanted]))
+
+
+def usable_cpus() -> frozenset[int]:
+    """The CPUs this process may run on (its affinity, which systemd's CPUAffinity= narrows)."""
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux: no affinity API, nothing to place
+        return frozenset(range(os.cpu_count() or 1))
+
+
+def pin_thread(cpus: frozenset[int]) -> bool:
+    """Keep the calling thread (and the threads it starts from now on) on `cpus`; False if refused."""
+    try:
+        os.sched_setaffinity(0, cpus)  # Linux: pid 0 is the calling thread, not the whole process
+    except (AttributeError, OSError) as exc:
+        log.warning("cannot pin to CPU %s (%s): the OS places this worker", _cpus(cpus), exc)
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run the body on `cpus` (None: as is), then return to the thread's CPUs before it.
+
+    For creating an onnxruntime session: its thread pool starts on, and keeps, the creator's CPUs.
+    """
+    if cpus is None:
+        yield
+        return
+    before = usable_cpus()
+    pin_thread(cpus)
+    try:
+        yield
+    finally:
+        pin_thread(before)
+
+
+def lower_priority(name: str) -> None:
+    """Background workers give way to the line's: a higher nice value (errors only logged)."""
+    if name not in BACKGROUND_WORKERS:
+        return
+    with contextlib.suppress(AttributeError):  # no os.nice: not POSIX
+        try:
+            os.nice(BACKGROUND_NICE)
+        except OSError as exc:
+            log.warning("%s: cannot lower its priority (%s)", name, exc)
+
+
+def _cpus(cpus: frozenset[int]) -> str:
+    return ",".join(str(cpu) for cpu in sorted(cpus))
