@@ -130,9 +130,9 @@ class SupervisorConfig(_Section):
     cpu_placement: Literal["auto", "off"] = Field(
         "auto",
         description=(
-            "auto: onnxruntime's threads on CPUs of their own (the last `detector.threads` usable CPUs,"
-            " auto: all but one), every other worker on the rest (edge/placement.py); off: the OS places"
-            " everything. Either way the recorder, status and fleet workers run at nice +10."
+            "auto: when detector.threads is fewer than the usable CPUs, onnxruntime's threads run on the"
+            " last CPUs and every other worker on the rest (edge/placement.py); off, or auto threads: the"
+            " OS places everything. Either way the recorder, status and fleet workers run at nice +10."
         ),
     )
 

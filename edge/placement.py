@@ -1,10 +1,11 @@
 """Where the workers run: onnxruntime on CPUs of its own, everything else beside it, records last.
 
-On 2 cores, with the scheduler free to place everything, in-line `session.run` took 1.2-1.4x its floor:
-capture's read-ahead decode and the recorder's encode + fsync took turns on inference's core
-(docs/performance.md). `supervisor.cpu_placement: auto` pins the session's threads to the last usable
-CPUs, the rest of the appliance to the others, and runs the workers whose work can wait (records, the
-status page, the fleet feed) at a lower priority, so their turn never comes before a part's.
+When `detector.threads` leaves CPUs to the rest of the appliance, `supervisor.cpu_placement: auto` pins
+the session's threads to the last usable CPUs and every other worker to the others: with 1 thread on 2
+cores and the scheduler free, in-line `session.run` took 1.2x its floor in robot mode (capture's
+read-ahead decode and the recorder took turns on inference's core), pinned 1.0x (docs/performance.md).
+The workers whose work can wait (records, the status page, the fleet feed) always run at a lower
+priority, so their turn never comes before a part's.
 """
 
 from __future__ import annotations
@@ -39,16 +40,16 @@ class Placement:
 
 
 def plan(usable: set[int] | frozenset[int], threads: int) -> Placement | None:
-    """Split the usable CPUs: `threads` of them for inference (0 = all but one), the rest for service.
+    """Split the usable CPUs: `threads` of them for inference, the rest for everything else.
 
-    None when there is nothing to split: one CPU, or as many threads as CPUs (then the OS places all).
+    None when there is nothing to split: auto threads (0: onnxruntime uses every CPU), one CPU, or as
+    many threads as CPUs; then the OS places every worker.
     """
     cpus = sorted(usable)
-    wanted = threads if threads > 0 else len(cpus) - 1
-    if len(cpus) < 2 or wanted < 1 or wanted >= len(cpus):
+    if threads < 1 or len(cpus) < 2 or threads >= len(cpus):
         return None
     # The last CPUs for inference: CPU 0 is where the kernel and most interrupts are handled by default.
-    return Placement(inference=frozenset(cpus[-wanted:]), service=frozenset(cpus[:-wanted]))
+    return Placement(inference=frozenset(cpus[-threads:]), service=frozenset(cpus[:-threads]))
 
 
 def usable_cpus() -> frozenset[int]:

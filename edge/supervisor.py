@@ -102,7 +102,7 @@ class Supervisor:
         placement = plan(usable_cpus(), self.config.detector.threads)
         if placement is None:
             log.info(
-                "cpu placement: nothing to split (%d usable CPUs), the OS places every worker",
+                "cpu placement: onnxruntime may use all %d usable CPUs; the OS places every worker",
                 len(usable_cpus()),
             )
         else:

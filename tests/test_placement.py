@@ -11,21 +11,23 @@ from edge.placement import Placement, pinned, plan, usable_cpus
 from tests.line import make_station, running_line
 
 
-def test_two_cpus_give_inference_the_last_and_the_rest_the_first() -> None:
-    assert plan({0, 1}, 0) == Placement(inference=frozenset({1}), service=frozenset({0}))
-    assert plan({0, 1}, 0) is not None and plan({0, 1}, 0).threads == 1  # type: ignore[union-attr]
+def test_one_thread_on_two_cpus_gets_the_last_and_the_rest_the_first() -> None:
+    placement = plan({0, 1}, 1)
+    assert placement == Placement(inference=frozenset({1}), service=frozenset({0}))
+    assert placement is not None and placement.threads == 1
 
 
-def test_auto_threads_take_all_cpus_but_one_and_explicit_threads_the_last_n() -> None:
+def test_explicit_threads_take_the_last_cpus_by_position() -> None:
     eight = set(range(8))
-    assert plan(eight, 0) == Placement(frozenset(range(1, 8)), frozenset({0}))
+    assert plan(eight, 7) == Placement(frozenset(range(1, 8)), frozenset({0}))
     assert plan(eight, 3) == Placement(frozenset({5, 6, 7}), frozenset(range(5)))
     # A CPU set narrowed by systemd's CPUAffinity= is split the same way, by position.
-    assert plan({2, 5, 9}, 0) == Placement(frozenset({5, 9}), frozenset({2}))
+    assert plan({2, 5, 9}, 2) == Placement(frozenset({5, 9}), frozenset({2}))
 
 
 def test_nothing_to_split_leaves_placement_to_the_os() -> None:
-    assert plan({0}, 0) is None
+    assert plan({0, 1}, 0) is None  # auto threads: onnxruntime uses every CPU
+    assert plan({0}, 1) is None
     assert plan({0, 1}, 2) is None  # as many threads as CPUs: nothing left for the rest
     assert plan({0, 1, 2, 3}, 9) is None
 
@@ -62,8 +64,9 @@ def _cpu_list(text: str) -> set[int]:
 
 @pytest.mark.skipif(len(usable_cpus()) < 2, reason="placement needs 2 usable CPUs")
 def test_a_running_line_keeps_the_model_on_its_cpus_and_records_at_low_priority(tmp_path: Path) -> None:
-    config, _ = make_station(tmp_path, "gd")
-    expected = plan(usable_cpus(), 0)
+    threads = len(usable_cpus()) - 1  # leaves CPUs to the rest: placement applies
+    config, _ = make_station(tmp_path, "gd", extra={"detector": {"threads": threads}})
+    expected = plan(usable_cpus(), threads)
     assert expected is not None
     with running_line(config) as line:
         line.wait_for(lambda: len(line.part_lines()) >= 4, 60, "4 parts judged")
@@ -74,11 +77,10 @@ def test_a_running_line_keeps_the_model_on_its_cpus_and_records_at_low_priority(
         # The worker's own thread (it runs the session) is on the inference CPUs only.
         assert expected.inference in inference["lineside-infere"], inference
         for worker in ("capture", "recorder", "robotlink"):
-            threads = _threads(pids[worker])
-            own = threads[f"lineside-{worker}"[:15]]
-            assert own == {expected.service}, (worker, threads)
+            seen = _threads(pids[worker])
+            assert seen[f"lineside-{worker}"[:15]] == {expected.service}, (worker, seen)
             # zeromq's I/O threads carry every hop: any CPU may run them.
-            assert threads["ZMQbg/IO/0"] == {expected.service | expected.inference}, (worker, threads)
+            assert seen["ZMQbg/IO/0"] == {expected.service | expected.inference}, (worker, seen)
         assert os.getpriority(os.PRIO_PROCESS, pids["recorder"]) == 10
         assert os.getpriority(os.PRIO_PROCESS, pids["robotlink"]) == os.getpriority(os.PRIO_PROCESS, 0)
     log = "".join(line.stderr)
@@ -86,8 +88,15 @@ def test_a_running_line_keeps_the_model_on_its_cpus_and_records_at_low_priority(
 
 
 @pytest.mark.skipif(len(usable_cpus()) < 2, reason="placement needs 2 usable CPUs")
-def test_placement_off_leaves_every_worker_on_every_cpu(tmp_path: Path) -> None:
-    config, _ = make_station(tmp_path, "gd", extra={"supervisor": {"cpu_placement": "off"}})
+@pytest.mark.parametrize(
+    "extra",
+    [{"supervisor": {"cpu_placement": "off"}, "detector": {"threads": 1}}, {"detector": {"threads": 0}}],
+    ids=["off", "auto-threads"],
+)
+def test_placement_off_or_auto_threads_leave_every_worker_on_every_cpu(
+    tmp_path: Path, extra: dict[str, dict[str, object]]
+) -> None:
+    config, _ = make_station(tmp_path, "gd", extra=extra)
     with running_line(config) as line:
         line.wait_for(lambda: len(line.part_lines()) >= 2, 60, "2 parts judged")
         pid = line.worker_pid("inference")

@@ -53,9 +53,9 @@ class DetectorConfig(BaseModel):
         ge=0,
         le=256,
         description=(
-            "Intra-op threads for one inference. 0 (auto): one less than the CPUs this process may"
-            " use, at least 1, because capture, the robot link and the recorder need a core too and a"
-            " parallel operator waits for its slowest thread (measured: docs/performance.md)."
+            "Intra-op threads for one inference (idle threads sleep, never spin). 0 (auto): every CPU"
+            " this process may use. Fewer leave CPUs to the rest of the appliance, and"
+            " supervisor.cpu_placement then keeps inference on CPUs of its own (docs/performance.md)."
         ),
     )
     graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(

@@ -97,7 +97,7 @@ def ultralytics_peer(model_dir: Path) -> tuple[Callable[[npt.NDArray[np.uint8]],
 
     with _stdout_to_stderr():  # the first predict loads its backend and says so on stdout
         predict(np.zeros((*size, 3), np.uint8))
-    return predict, f"ultralytics {ultralytics.__version__} YOLO.predict, same ONNX"
+    return predict, f"ultralytics {ultralytics.__version__} YOLO.predict, same ONNX, its own threads"
 
 
 @contextmanager
