@@ -240,6 +240,9 @@ def test_trigger_yields_one_request_and_result_word_never_disagrees_with_check()
         deadline = time.monotonic() + 5
         while not done.is_set() and time.monotonic() < deadline:
             reads.append(robot.read(0, reg.LINESIDE_COUNT))
+            # Let the link's threads have the GIL between reads: a pure-Python loop that never yields held it
+            # for whole switch intervals and, on a loaded CI machine, starved the link past its 3 s wait.
+            time.sleep(0)
 
     async def body() -> None:
         async with linked(robot) as link:
