@@ -207,7 +207,15 @@ def test_deadline_the_appliance_cannot_meet_rejects_those_parts_and_no_late_resu
 ) -> None:
     report, _ = _drive(station, 9, FaultPlan(Inject.SLOW, first=1, count=5, slow_deadline_ms=1.0))
     slow = _injected(report)
-    assert len(slow) == 5 and all(o.decision == "REJECT" and "deadline" in o.reason for o in slow)
+    # Every part past the robot's 1 ms deadline is rejected: no result yet ("deadline"), a late ACCEPT
+    # ("late"), or (the appliance is fast enough now to be read 2-3 ms after the trigger) its own REJECT.
+    def rejected_for_time(o: PartOutcome) -> bool:
+        if o.kind == "comm":
+            return o.reason.startswith(("deadline", "late"))
+        return o.kind == "verdict" and o.latency_ms is not None and o.latency_ms > 1.0
+
+    odd = [o for o in slow if not (o.decision == "REJECT" and rejected_for_time(o))]
+    assert len(slow) == 5 and not odd, odd
     after = report.outcomes[6:]
     assert any(o.decision == "ACCEPT" for o in after) and all(o.kind != "comm" for o in after)
 
