@@ -83,12 +83,19 @@ class FrameRing:
         self._slot_bytes = -(-frame_bytes // 64) * 64  # whole cache lines, so every slot starts on one
         path = self._dir / self._name
         size = self._slots * (HEADER_BYTES + self._slot_bytes)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.ftruncate(fd, size)
-            self._map = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                # Reserve the pages now: a full tmpfs then fails here, with a message, instead of with
+                # SIGBUS on the first write into a sparse mapping.
+                os.posix_fallocate(fd, 0, size)
+                self._map = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise FrameError(
+                f"frame ring: cannot make {size / 1e6:.1f} MB in {self._dir} ({exc.strerror})"
+            ) from None
         self._next = 0
         self._generations = [0] * self._slots
 

@@ -82,3 +82,11 @@ def test_a_frame_that_is_not_uint8_colour_is_refused(tmp_path: Path) -> None:
             ring.put(np.zeros((4, 4), np.float32))
     finally:
         ring.close()
+
+
+def test_a_ring_that_cannot_be_made_is_a_frame_error_naming_the_folder(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "runtime"
+    not_a_folder.write_text("a file where the runtime folder should be")
+    ring = FrameRing(not_a_folder)
+    with pytest.raises(FrameError, match=r"frame ring: cannot make 0\.1 MB in .*runtime \(Not a directory\)"):
+        ring.put(_frame(3))
