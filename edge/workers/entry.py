@@ -6,7 +6,6 @@ import contextlib
 import importlib
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,24 +58,17 @@ def run_worker(name: str, ctx: WorkerContext) -> None:
         stream=sys.stderr,
     )
     set_process_name(f"lineside-{name}")
-    ctx = place(name, ctx)
+    place(name, ctx)
     worker = worker_class(name)(ctx)
     sys.exit(worker.run())
 
 
-def place(name: str, ctx: WorkerContext) -> WorkerContext:
-    """Pin this worker to its CPUs and priority (edge/placement.py); inference gets its threads resolved."""
+def place(name: str, ctx: WorkerContext) -> None:
+    """This worker's priority, and its CPUs when the supervisor planned a placement (edge/placement.py)."""
     lower_priority(name)
-    placement = ctx.placement
-    if placement is None:
-        return ctx
-    # Inference moves its own thread to the inference CPUs once set up (edge/workers/inference.py).
-    pin_thread(placement.service)
-    if name != "inference":
-        return ctx
-    # One onnxruntime thread per inference CPU.
-    detector = ctx.config.detector.model_copy(update={"threads": placement.threads})
-    return replace(ctx, config=ctx.config.model_copy(update={"detector": detector}))
+    if ctx.placement is not None:
+        # Inference moves its own thread to the inference CPUs once set up (edge/workers/inference.py).
+        pin_thread(ctx.placement.service)
 
 
 def set_process_name(title: str) -> None:
