@@ -140,6 +140,45 @@ def test_final_inspections_are_published_as_json_on_zeromq(tmp_path: Path) -> No
         assert event["trigger"]["seq"] >= 1
 
 
+def test_a_restarted_robot_link_loses_no_part_from_the_result_stream(tmp_path: Path) -> None:
+    """The stream's subscribers stay connected while the robot link restarts: the new BOOT_ID's first
+    parts reach them too (a SUB that had to reconnect would miss them; its reconnect is slowed to 3 s
+    here so that such a loss could not hide in a lucky timing)."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    config, _ = make_station(tmp_path, "gd", takt_ms=50, extra={"publish": {"endpoint": endpoint}})
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RECONNECT_IVL, 3000)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoint)
+    seqs: dict[int, list[int]] = {}  # BOOT_ID -> finalised seqs, in the order received
+
+    def receive_until(done: Any, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < deadline:
+            if sub.poll(100):
+                event = json.loads(sub.recv_multipart()[0])
+                if event["kind"] == "finalised":
+                    seqs.setdefault(event["trigger"]["boot_id"], []).append(event["trigger"]["seq"])
+
+    try:
+        with running_line(config) as line:
+            receive_until(lambda: sum(map(len, seqs.values())) >= 5, 30)
+            pid = line.worker_pid("robotlink")
+            assert seqs and pid is not None
+            os.kill(pid, signal.SIGKILL)
+            receive_until(lambda: len(seqs) >= 2 and len(seqs[list(seqs)[-1]]) >= 20, 30)
+    finally:
+        sub.close(0)
+        ctx.term()
+    assert len(seqs) == 2, f"one BOOT_ID before the kill, one after: {list(seqs)}"
+    after = seqs[list(seqs)[-1]]
+    assert after == list(range(1, len(after) + 1)), (
+        f"parts missing from the stream after the restart: {after}"
+    )
+
+
 def test_inspect_json_prints_one_valid_line_per_image_with_boxes_in_image_pixels(tmp_path: Path) -> None:
     config, _ = make_station(tmp_path, "gd")
     folder = tmp_path / "parts"

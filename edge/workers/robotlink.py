@@ -68,9 +68,10 @@ class RobotLinkWorker(Worker):
         ep = self.endpoints
         self.triggers: Sender[Trigger] = Sender(self.zmq, ep.triggers, Trigger, hwm=100)
         self.ledger: Sender[LedgerEvent] = Sender(self.zmq, ep.ledger, LedgerEvent, hwm=100000)
-        self.publisher: Sender[LedgerEvent] = Sender(
-            self.zmq, ep.publish, LedgerEvent, bind=True, pub=True, hwm=10000
-        )
+        # To the supervisor, which republishes on the public endpoint: PUSH queues from connect() on,
+        # so nothing is lost while the connection comes up after a restart (a PUB here would lose the
+        # first parts to every subscriber still reconnecting).
+        self.publisher: Sender[LedgerEvent] = Sender(self.zmq, ep.events, LedgerEvent, hwm=10000)
         # The line interlock output (None for kind none) starts raised: fail closed until the robot is seen.
         self.interlock = line_interlock(cfg.robot_link.interlock)
         self.server: RobotLinkServer | RobotLinkClient = (

@@ -60,7 +60,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     terminalreporter.section("fault suite summary")
     terminalreporter.write_line(render_table(rows))
     data = [row.to_json() for row in rows]
-    if config.cache is not None:
+    if getattr(config, "cache", None) is not None:
         config.cache.set(_CACHE_KEY, data)
     target = os.environ.get("LINESIDE_FAULT_REPORT")
     if target:
