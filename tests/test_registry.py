@@ -44,7 +44,14 @@ def write_reports(folder: Path, escape: float = 0.0, parity: bool = True) -> Non
     report = {"model": {"sha256": card.sha256}, "part_level": {"card": point, "chosen": point}}
     (folder / EVAL_REPORT).parent.mkdir(parents=True, exist_ok=True)
     (folder / EVAL_REPORT).write_text(json.dumps(report), encoding="utf-8")
-    (folder / PARITY_FILE).write_text(json.dumps({"passed": parity}), encoding="utf-8")
+    verdict = {"passed": parity, "mismatch": "none", "candidate_sha256": card.sha256}
+    (folder / PARITY_FILE).write_text(json.dumps(verdict), encoding="utf-8")
+
+
+def _edit_parity(folder: Path, **changes: Any) -> None:
+    verdict = json.loads((folder / PARITY_FILE).read_text(encoding="utf-8"))
+    verdict.update(changes)
+    (folder / PARITY_FILE).write_text(json.dumps(verdict), encoding="utf-8")
 
 
 def make_version(
@@ -103,6 +110,9 @@ def test_promote_makes_version_current_and_rollback_goes_back_one_step(registry:
         (lambda f: write_reports(f, escape=0.2), "escape rate 0.2000 is above the gate's 0.03"),
         (lambda f: write_reports(f, parity=False), "parity check did not pass"),
         (lambda f: (f / PARITY_FILE).unlink(), "parity report missing"),
+        (lambda f: _edit_parity(f, candidate_sha256="ab" * 32), "parity was checked on another model file"),
+        (lambda f: _edit_parity(f, candidate_sha256=None), "names no model sha256"),
+        (lambda f: _edit_parity(f, mismatch="swap_rb"), "deliberately mismatched parity run"),
         (lambda f: (f / EVAL_REPORT).unlink(), "evaluation report missing"),
         (lambda f: (f / "model.onnx").write_bytes(b"garbage"), "does not match card"),
         (
@@ -111,7 +121,18 @@ def test_promote_makes_version_current_and_rollback_goes_back_one_step(registry:
         ),
         (lambda f: _edit_card(f, version="9.9.9"), "card says part 9.9.9"),
     ],
-    ids=["escape", "parity-failed", "parity-missing", "no-report", "checksum", "thresholds", "card-version"],
+    ids=[
+        "escape",
+        "parity-failed",
+        "parity-missing",
+        "parity-other-file",
+        "parity-no-sha",
+        "parity-mismatched",
+        "no-report",
+        "checksum",
+        "thresholds",
+        "card-version",
+    ],
 )
 def test_promote_refuses_a_version_that_fails_a_check(registry: Path, spoil: Any, message: str) -> None:
     promote(registry, "part", "1.0.0")

@@ -24,7 +24,7 @@ from edge.detector.decode import decode_yolov8
 from edge.detector.detector import Detector
 from edge.detector.preprocess import Preprocessor
 from edge.errors import LinesideError
-from edge.modelcard import read_card
+from edge.modelcard import ModelCard, read_card, sha256_file
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
 from training.metrics import ImageBoxes, box_iou
@@ -72,6 +72,10 @@ class ParityReport:
     mismatch: str
     tolerance: ParityTolerance
     images: tuple[ImageParity, ...]
+    # The model files compared, so that the promotion gate can tell this verdict is about its model file
+    # and not about one exported earlier into the same folder.
+    candidate_sha256: str = ""
+    reference_sha256: str = ""
 
     @property
     def failed(self) -> tuple[ImageParity, ...]:
@@ -107,7 +111,9 @@ class ParityReport:
         return {
             "passed": self.passed,
             "candidate": self.candidate,
+            "candidate_sha256": self.candidate_sha256,
             "reference": self.reference,
+            "reference_sha256": self.reference_sha256,
             "mismatch": self.mismatch,
             "tolerance": asdict(self.tolerance),
             "images": len(self.images),
@@ -175,12 +181,15 @@ def _boxes(detections: Sequence[Any]) -> ImageBoxes:
 
 def onnx_detections(
     model_dir: Path, images: Sequence[npt.NDArray[np.uint8]], floor: float, mismatch: Mismatch = "none"
-) -> list[ImageBoxes]:
-    """Detections of an exported model through edge's Detector, exactly as the line runs it."""
+) -> tuple[list[ImageBoxes], ModelCard]:
+    """Detections of an exported model through edge's Detector, exactly as the line runs it, and the card
+    the detector checked the model file against as it loaded it (so its sha256 is the file's)."""
     detector = Detector(model_dir)
     if mismatch == "none":
-        return [_boxes(detector.detect(image, conf_floor=floor).detections) for image in images]
-    return [_mismatched(detector, image, floor, mismatch) for image in images]
+        boxes = [_boxes(detector.detect(image, conf_floor=floor).detections) for image in images]
+    else:
+        boxes = [_mismatched(detector, image, floor, mismatch) for image in images]
+    return boxes, detector.card
 
 
 def torch_detections(
@@ -242,9 +251,9 @@ def check_parity(
     is_torch = reference.suffix == ".pt"
     tol = tolerance or (FP32_TOLERANCE if is_torch else INT8_TOLERANCE)
     frames = read_images(images)
-    candidate = onnx_detections(onnx_dir, frames, tol.conf_floor, mismatch)
-    card = read_card(onnx_dir)
+    candidate, card = onnx_detections(onnx_dir, frames, tol.conf_floor, mismatch)
     if is_torch:
+        reference_sha256 = sha256_file(reference)
         imgsz = (card.input.height, card.input.width)
         with tempfile.TemporaryDirectory(prefix="lineside-parity-") as scratch:
             refs = torch_detections(
@@ -259,8 +268,9 @@ def check_parity(
     else:
         if read_card(reference).classes != card.classes:
             raise LinesideError(f"{reference}: classes differ from {onnx_dir}'s; nothing to compare")
-        refs = onnx_detections(reference, frames, tol.conf_floor)
+        refs, reference_card = onnx_detections(reference, frames, tol.conf_floor)
+        reference_sha256 = reference_card.sha256
     compared = tuple(
         compare_image(p.name, c, r, tol) for p, c, r in zip(images, candidate, refs, strict=True)
     )
-    return ParityReport(str(onnx_dir), str(reference), mismatch, tol, compared)
+    return ParityReport(str(onnx_dir), str(reference), mismatch, tol, compared, card.sha256, reference_sha256)

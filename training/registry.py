@@ -155,10 +155,27 @@ def check_gate(folder: Path, card: ModelCard, gate: GateConfig) -> str:
     if gate.require_parity:
         # `lineside eval --parity --out <version>` or `--out <version>/eval` (training/parity.py's to_json).
         path = next((p for p in _parity_places(folder) if p.is_file()), folder / PARITY_FILE)
-        if _read_json(path, "parity report").get("passed") is not True:
-            raise LinesideError(f"{path}: parity check did not pass")
+        _check_parity_report(path, _read_json(path, "parity report"), card)
         note += ", parity passed"
     return note
+
+
+def _check_parity_report(path: Path, parity: Mapping[str, Any], card: ModelCard) -> None:
+    """A passed parity check of this very model file, with the line's pre-processing."""
+    if parity.get("passed") is not True:
+        raise LinesideError(f"{path}: parity check did not pass")
+    if parity.get("mismatch", "none") != "none":
+        raise LinesideError(
+            f"{path}: a deliberately mismatched parity run ({parity['mismatch']}) proves nothing"
+        )
+    checked = parity.get("candidate_sha256")
+    if not checked:
+        raise LinesideError(f"{path}: names no model sha256; re-run lineside eval --parity on this version")
+    if checked != card.sha256:
+        raise LinesideError(
+            f"{path}: parity was checked on another model file (sha256 {str(checked)[:12]}, the card's"
+            f" {card.sha256[:12]}); re-run lineside eval --parity"
+        )
 
 
 def _parity_places(folder: Path) -> tuple[Path, Path]:
