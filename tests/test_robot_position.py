@@ -152,7 +152,7 @@ def test_a_position_outside_the_range_publishes_0_keeps_the_reject_and_is_logged
         top_confidence=0.9,
         robot_position=(10.0, 2000.0),
     )
-    with caplog.at_level(logging.WARNING, logger="edge.robotlink.handshake"):
+    with caplog.at_level(logging.WARNING, logger="edge.robotlink.resultblock"):
         result(hs, trigger(hs, 5), far)
     block = hs.snapshot()
     assert verdict_of(block) == VerdictCode.REJECT and _position(block) == (0, 0)

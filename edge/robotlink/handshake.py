@@ -6,7 +6,6 @@ ticks, reads `snapshot()`, and forwards the events it returns. Every call is one
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,11 +25,7 @@ from edge.robotlink.events import (
 )
 from edge.robotlink.liveness import RobotHeartbeatWatch
 from edge.robotlink.registers import StatusBit, VerdictCode
-
-log = logging.getLogger(__name__)
-
-_RESULT_SIZE = reg.RESULT_LAST - reg.RESULT_FIRST + 1  # TRIGGER_ACK_SEQ .. LATENCY_MS
-_NO_POSITION = [reg.NO_POSITION, reg.NO_POSITION]
+from edge.robotlink.resultblock import ResultRegisters
 
 
 @dataclass(frozen=True)
@@ -66,8 +61,7 @@ class Handshake:
         self.boot_id = boot_id if boot_id is not None else secrets.randbelow(reg.SEQ_MAX) + 1
         self.counters = HandshakeCounters()
         now = clock()
-        self._result = [0] * _RESULT_SIZE
-        self._position = list(_NO_POSITION)  # DEFECT_X, DEFECT_Y: valid only with self._result
+        self._result = ResultRegisters()
         self._robot = [0] * reg.ROBOT_COUNT
         self._heartbeat = 1
         self._heartbeat_due = now + cfg.heartbeat_period_ms / 1000.0
@@ -265,8 +259,7 @@ class Handshake:
         block[reg.STATUS] = self._status()
         block[reg.HEARTBEAT] = self._heartbeat
         block[reg.BOOT_ID] = self.boot_id
-        block[reg.RESULT_FIRST : reg.RESULT_LAST + 1] = self._result
-        block[reg.DEFECT_X], block[reg.DEFECT_Y] = self._position
+        self._result.write_into(block)
         block[reg.CHECK] = reg.check_word(block)
         block[reg.ACTIVE_RECIPE] = self._active_recipe
         block[reg.MODEL_ID] = self._model_id
@@ -283,7 +276,7 @@ class Handshake:
             bits |= StatusBit.READY
         if self._in_flight:
             bits |= StatusBit.BUSY
-        if reg.split_result_word(self._result[reg.RESULT_WORD - reg.RESULT_FIRST])[0] != VerdictCode.EMPTY:
+        if self._result.valid:
             bits |= StatusBit.RESULT_VALID
         if self._error_latched:
             bits |= StatusBit.ERROR
@@ -320,8 +313,7 @@ class Handshake:
         self._part_seq += 1
         self.counters.triggers += 1
         part = _Part(seq, self._part_seq, now, source)
-        self._result = [seq] + [0] * (_RESULT_SIZE - 1)
-        self._position = list(_NO_POSITION)
+        self._result.acknowledge(seq)
         refusal = self._refusal()
         if refusal is None:
             self._in_flight[part.part_seq] = part
@@ -348,16 +340,10 @@ class Handshake:
     ) -> None:
         """Write all result registers and the position at once (CHECK follows in snapshot()); latch
         ERROR on a fault."""
-        self._position = _encoded_position(part.seq, position)
-        self._result = [
-            part.seq,
-            reg.result_word(code, part.seq),
-            part.seq,
-            reg.clamp_register(defect),
-            reg.clamp_register(score),
-            int(error),
-            reg.clamp_register((now - part.t) * 1000.0),
-        ]
+        latency_ms = (now - part.t) * 1000.0
+        self._result.publish(
+            part.seq, code, latency_ms, error=error, defect=defect, score=score, position=position
+        )
         if code in (VerdictCode.ERROR, VerdictCode.LATE):
             self._error_latched = True
 
@@ -441,8 +427,7 @@ class Handshake:
             self.counters.forgotten += 1
             reasons = (f"FAULT (link): {why} while the part was in flight",)
             events.append(self._finalise(part, now, Verdict.FAULT, ErrorCode.LINK, reasons, published=None))
-        self._result = [0] * _RESULT_SIZE
-        self._position = list(_NO_POSITION)
+        self._result.clear()
         self._last_trigger = None
         return events
 
@@ -463,15 +448,3 @@ class Handshake:
             return []
         self._error_latched = True
         return [*self._forget(now, raised.reason), raised]
-
-
-def _encoded_position(seq: int, position: tuple[float, float] | None) -> list[int]:
-    """DEFECT_X and DEFECT_Y for a result; both 0 (no position) when there is none or it does not fit."""
-    if position is None:
-        return list(_NO_POSITION)
-    try:
-        return [reg.encode_position(position[0]), reg.encode_position(position[1])]
-    except LinesideError as exc:
-        # The verdict stands (a REJECT is still a reject); only the pick position is withheld.
-        log.warning("part %d: %s; DEFECT_X/Y published as 0 (no position)", seq, exc)
-        return list(_NO_POSITION)
