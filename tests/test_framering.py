@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing as mp
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from edge.framering import SLOTS, FrameRing, RingReader
+from edge.framering import SLOTS, FrameRing, RingReader, _lock, _slot_range
 from edge.messages import SlotRef
 from edge.sources.base import FrameError
 
@@ -32,19 +36,87 @@ def test_a_frame_comes_back_whole_and_in_place(tmp_path: Path) -> None:
         ring.close()
 
 
-def test_a_slot_reused_under_the_reader_is_a_frame_error(tmp_path: Path) -> None:
+def test_a_slot_reused_before_the_reader_took_it_is_a_frame_error(tmp_path: Path) -> None:
     ring, reader = FrameRing(tmp_path), RingReader(tmp_path)
     try:
         first = ring.put(_frame(1))
-        view = reader.view(first)
         for value in range(2, SLOTS + 2):  # a whole ring later, slot 0 holds another frame
             ring.put(_frame(value))
         assert not reader.still_there(first)
-        assert view[5, 5, 0] != 1  # the pixels did change under the view: the check is what saves us
         with pytest.raises(FrameError, match="overwritten"):
             reader.view(first)
     finally:
         reader.close()
+        ring.close()
+
+
+def test_a_slot_being_read_is_not_overwritten_and_that_frame_is_refused(tmp_path: Path) -> None:
+    ring, reader = FrameRing(tmp_path), RingReader(tmp_path)
+    try:
+        first = ring.put(_frame(1))
+        view = reader.view(first)  # held until release()
+        for value in range(2, SLOTS + 1):
+            ring.put(_frame(value))
+        with pytest.raises(FrameError, match=f"slot {first.slot}: inference is still reading it"):
+            ring.put(_frame(99))  # the ring came round to the slot inference is on
+        assert reader.still_there(first) and np.array_equal(view, _frame(1))
+        reader.release()
+        ring.put(_frame(100))  # the refused frame's slot was skipped, not retried: slot 1 next
+        again = ring.put(_frame(101))
+        assert again.slot == 2 and np.array_equal(reader.view(again), _frame(101))
+    finally:
+        reader.close()
+        ring.close()
+
+
+def test_a_slot_being_written_is_not_read(tmp_path: Path) -> None:
+    ring, reader = FrameRing(tmp_path), RingReader(tmp_path)
+    try:
+        ref = ring.put(_frame(7))
+        writer = os.open(tmp_path / ref.ring, os.O_RDWR)  # another open file: as capture's own would be
+        try:
+            start, length = _slot_range(ref.slot, (tmp_path / ref.ring).stat().st_size // SLOTS - 64)
+            assert _lock(writer, fcntl.F_WRLCK, start, length)
+            with pytest.raises(FrameError, match="being rewritten"):
+                reader.view(ref)
+            assert _lock(writer, fcntl.F_UNLCK, start, length)
+            assert np.array_equal(reader.view(ref), _frame(7))
+        finally:
+            os.close(writer)
+    finally:
+        reader.close()
+        ring.close()
+
+
+def _hold_slot(directory: str, ref_json: str, held: Any, done: Any) -> None:
+    reader = RingReader(Path(directory))
+    reader.view(SlotRef.model_validate_json(ref_json))
+    held.set()
+    done.wait(10)
+    reader.close()
+
+
+def test_the_lock_holds_between_processes_and_goes_with_a_reader_that_exits(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    ring = FrameRing(tmp_path)
+    try:
+        ref = ring.put(_frame(3))
+        held, done = ctx.Event(), ctx.Event()
+        reader = ctx.Process(target=_hold_slot, args=(str(tmp_path), ref.model_dump_json(), held, done))
+        reader.start()
+        try:
+            assert held.wait(30), "the reader process did not take its slot"
+            for value in range(1, SLOTS):
+                ring.put(_frame(value))
+            with pytest.raises(FrameError, match="still reading"):
+                ring.put(_frame(9))
+        finally:
+            done.set()
+            reader.join(10)
+        assert reader.exitcode == 0
+        for value in range(SLOTS):  # the reader is gone, and its lock with it: every slot is capture's
+            ring.put(_frame(value))
+    finally:
         ring.close()
 
 

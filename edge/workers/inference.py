@@ -92,8 +92,14 @@ class InferenceWorker(Worker):
             self.counts["stale_frames"] += 1
             return
         try:
+            self._inspect(header, image, received)
+        finally:
+            self.ring.release()  # capture may write the slot again
+
+    def _inspect(self, header: FrameHeader, image: np.ndarray | None, received: float) -> None:
+        try:
             if header.slot is not None:
-                image = self.ring.view(header.slot)  # in place, in the shared frame ring
+                image = self.ring.view(header.slot)  # in place, in the shared frame ring, locked
             result = self._judge(header, image)
             if header.slot is not None and not self.ring.still_there(header.slot):
                 raise FrameError(f"frame ring slot {header.slot.slot}: overwritten while inspected")
