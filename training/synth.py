@@ -15,12 +15,13 @@ import cv2
 import numpy as np
 import yaml
 
+from training.synth_surface import FloatImage, Part, background, grid, make_part, metal_surface, soft
+
 CLASSES: tuple[str, ...] = ("scratch", "pit", "chip")
 GOOD_FRACTION = 0.4
 PNG_LEVEL = 9
 
 Label = tuple[int, float, float, float, float]
-FloatImage = np.ndarray
 _PLACE_TRIES = 60
 
 
@@ -41,121 +42,6 @@ class _Box:
             or self.y1 + margin < other.y0
             or other.y1 + margin < self.y0
         )
-
-
-@dataclass
-class _Part:
-    """Signed distances (px, negative inside) of the part outline and its holes, and its pose."""
-
-    outline_sdf: FloatImage
-    holes_sdf: FloatImage
-    center: tuple[float, float]
-    angle: float
-    turned: bool  # a lathe-turned flange (concentric marks) rather than a brushed plate
-
-
-def _grid(width: int, height: int) -> tuple[FloatImage, FloatImage]:
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    return xs, ys
-
-
-def _part_coords(
-    part_center: tuple[float, float], angle: float, xs: FloatImage, ys: FloatImage
-) -> tuple[FloatImage, FloatImage]:
-    """Pixel grid in the part's own frame (rotated by `angle` about its centre)."""
-    c, s = np.cos(angle), np.sin(angle)
-    dx, dy = xs - part_center[0], ys - part_center[1]
-    return (dx * c + dy * s).astype(np.float32), (-dx * s + dy * c).astype(np.float32)
-
-
-def _holes_sdf(u: FloatImage, v: FloatImage, holes: list[tuple[float, float, float]]) -> FloatImage:
-    sdf = np.full(u.shape, 1e4, np.float32)
-    for hu, hv, radius in holes:
-        np.minimum(sdf, np.sqrt((u - hu) ** 2 + (v - hv) ** 2) - radius, out=sdf)
-    return sdf
-
-
-def _flange(rng: np.random.Generator, u: FloatImage, v: FloatImage) -> tuple[FloatImage, FloatImage]:
-    radius = rng.uniform(140, 180)
-    bore = radius * rng.uniform(0.25, 0.38)
-    pcd = radius * rng.uniform(0.66, 0.76)
-    n_bolts = int(rng.choice([4, 6, 8]))
-    bolt = radius * rng.uniform(0.055, 0.08)
-    holes = [(0.0, 0.0, bore)]
-    holes += [
-        (pcd * np.cos(2 * np.pi * k / n_bolts), pcd * np.sin(2 * np.pi * k / n_bolts), bolt)
-        for k in range(n_bolts)
-    ]
-    outline = np.sqrt(u**2 + v**2) - radius
-    return outline.astype(np.float32), _holes_sdf(u, v, holes)
-
-
-def _plate(rng: np.random.Generator, u: FloatImage, v: FloatImage) -> tuple[FloatImage, FloatImage]:
-    half_w, half_h = rng.uniform(140, 190), rng.uniform(95, 130)
-    corner = rng.uniform(6, 30)
-    qx, qy = np.abs(u) - half_w + corner, np.abs(v) - half_h + corner
-    outside = np.sqrt(np.maximum(qx, 0) ** 2 + np.maximum(qy, 0) ** 2)
-    outline = outside + np.minimum(np.maximum(qx, qy), 0) - corner
-    inset = rng.uniform(22, 32)
-    hole = rng.uniform(9, 14)
-    holes = [(sx * (half_w - inset), sy * (half_h - inset), hole) for sx in (-1, 1) for sy in (-1, 1)]
-    if rng.random() < 0.6:
-        holes.append((rng.uniform(-0.3, 0.3) * half_w, 0.0, rng.uniform(20, 45)))
-    return outline.astype(np.float32), _holes_sdf(u, v, holes)
-
-
-def _make_part(rng: np.random.Generator, width: int, height: int) -> _Part:
-    xs, ys = _grid(width, height)
-    center = (width / 2 + rng.uniform(-35, 35), height / 2 + rng.uniform(-20, 20))
-    turned = bool(rng.random() < 0.5)
-    angle = rng.uniform(0, 2 * np.pi) if turned else rng.uniform(-0.25, 0.25)
-    u, v = _part_coords(center, angle, xs, ys)
-    outline, holes = _flange(rng, u, v) if turned else _plate(rng, u, v)
-    return _Part(outline, holes, center, float(angle), turned)
-
-
-def _profile(rng: np.random.Generator, length: int, sigma: float) -> FloatImage:
-    """A smooth 1-D random profile: the stripes of brushing or turning, or a belt's weave."""
-    raw = rng.normal(0, 1, length + 64).astype(np.float32).reshape(1, -1)
-    smooth = cv2.GaussianBlur(raw, (0, 0), sigmaX=sigma)[0, 32 : 32 + length]
-    profile: FloatImage = smooth / (smooth.std() + 1e-6)
-    return profile
-
-
-def _background(rng: np.random.Generator, width: int, height: int) -> FloatImage:
-    """A conveyor belt: dark rubber with a fine weave and optional bright guide rails."""
-    base = rng.uniform(45, 85)
-    weave = _profile(rng, width, 1.2)[None, :] * rng.uniform(2, 5)
-    rows = _profile(rng, height, 6.0)[:, None] * rng.uniform(1, 3)
-    grey = base + weave + rows
-    if rng.random() < 0.5:
-        rail = int(rng.uniform(14, 30))
-        grey[:rail] = rng.uniform(120, 160) + _profile(rng, width, 30.0)[None, :] * 4
-        grey[height - rail :] = rng.uniform(120, 160) + _profile(rng, width, 30.0)[None, :] * 4
-    return grey
-
-
-def _metal(rng: np.random.Generator, part: _Part, width: int, height: int) -> FloatImage:
-    """Turned or brushed metal with a specular band, as a float grey image over the whole frame."""
-    xs, ys = _grid(width, height)
-    u, v = _part_coords(part.center, part.angle, xs, ys)
-    base = rng.uniform(140, 185)
-    if part.turned:
-        radius = np.sqrt(u**2 + v**2)
-        stripes = _profile(rng, 400, 1.5)[np.clip(radius, 0, 399).astype(np.int32)]
-    else:
-        stripes = _profile(rng, 500, 1.0)[np.clip(v + 250, 0, 499).astype(np.int32)]
-    grain = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 1.5)
-    band_angle = rng.uniform(0, np.pi)
-    offset = (xs - part.center[0]) * np.cos(band_angle) + (ys - part.center[1]) * np.sin(band_angle)
-    band = np.exp(-(((offset - rng.uniform(-120, 120)) / rng.uniform(40, 110)) ** 2))
-    metal: FloatImage = base + stripes * rng.uniform(3, 7) + grain * 3 + band * rng.uniform(10, 45)
-    return metal
-
-
-def _soft(sdf: FloatImage) -> FloatImage:
-    """Anti-aliased coverage from a signed distance (inside is negative)."""
-    return np.clip(0.5 - sdf, 0.0, 1.0)
 
 
 def _box_of(cls: int, xs: np.ndarray, ys: np.ndarray, pad: float, min_size: float) -> _Box:
@@ -226,7 +112,7 @@ def _pit(rng: np.random.Generator, metal: FloatImage, safe: np.ndarray, taken: l
     return None
 
 
-def _chip(rng: np.random.Generator, part: _Part, taken: list[_Box]) -> tuple[_Box, np.ndarray] | None:
+def _chip(rng: np.random.Generator, part: Part, taken: list[_Box]) -> tuple[_Box, np.ndarray] | None:
     """A bite out of the outer edge: an irregular polygon removed from the part, showing background."""
     height, width = part.outline_sdf.shape
     edge_rows, edge_cols = np.nonzero(np.abs(part.outline_sdf) < 0.7)
@@ -254,7 +140,7 @@ def _chip(rng: np.random.Generator, part: _Part, taken: list[_Box]) -> tuple[_Bo
 
 
 def _add_defects(
-    rng: np.random.Generator, part: _Part, metal: FloatImage, count: int
+    rng: np.random.Generator, part: Part, metal: FloatImage, count: int
 ) -> tuple[list[_Box], FloatImage]:
     """Place `count` defects; returns their boxes and the coverage of material bitten off by chips."""
     bitten = np.zeros(part.outline_sdf.shape, np.float32)
@@ -287,23 +173,23 @@ def _stain(rng: np.random.Generator, metal: FloatImage) -> None:
     metal *= 1 - soft_blotch * rng.uniform(0.04, 0.1)
 
 
-def _compose(rng: np.random.Generator, part: _Part, metal: FloatImage, bitten: FloatImage) -> np.ndarray:
+def _compose(rng: np.random.Generator, part: Part, metal: FloatImage, bitten: FloatImage) -> np.ndarray:
     """Lay the part on the belt with shadow, edge shading, lighting falloff, exposure and sensor noise."""
     height, width = bitten.shape
-    belt = _background(rng, width, height)
-    outline = _soft(part.outline_sdf) * (1 - bitten)
-    solid = outline * (1 - _soft(part.holes_sdf))
+    belt = background(rng, width, height)
+    outline = soft(part.outline_sdf) * (1 - bitten)
+    solid = outline * (1 - soft(part.holes_sdf))
     shift = np.array([[1, 0, rng.uniform(3, 10)], [0, 1, rng.uniform(3, 10)]], np.float32)
     shadow = cv2.GaussianBlur(cv2.warpAffine(solid, shift, (width, height)), (0, 0), 6)
     belt *= 1 - 0.45 * shadow
-    belt *= 1 - 0.65 * outline * _soft(part.holes_sdf)  # through holes look onto the shadowed belt
+    belt *= 1 - 0.65 * outline * soft(part.holes_sdf)  # through holes look onto the shadowed belt
     relief = cv2.GaussianBlur(solid, (0, 0), 1.5)
     light = rng.uniform(0, 2 * np.pi)
     slope_x, slope_y = cv2.Sobel(relief, cv2.CV_32F, 1, 0), cv2.Sobel(relief, cv2.CV_32F, 0, 1)
     shade = slope_x * np.cos(light) + slope_y * np.sin(light)
     metal = metal + shade * rng.uniform(25, 45) * solid
     image = metal * solid + belt * (1 - solid)
-    xs, ys = _grid(width, height)
+    xs, ys = grid(width, height)
     gx, gy = rng.uniform(-0.25, 0.25, 2)
     lighting = 1 + gx * (xs / width - 0.5) + gy * (ys / height - 0.5)
     vignette = 1 - rng.uniform(0.05, 0.25) * (((xs / width - 0.5) ** 2 + (ys / height - 0.5) ** 2) / 0.5)
@@ -336,8 +222,8 @@ def render_part(
     width, height = size
     if defective is None:
         defective = bool(rng.random() >= GOOD_FRACTION)
-    part = _make_part(rng, width, height)
-    metal = _metal(rng, part, width, height)
+    part = make_part(rng, width, height)
+    metal = metal_surface(rng, part, width, height)
     if rng.random() < 0.3:
         _stain(rng, metal)
     boxes: list[_Box] = []
