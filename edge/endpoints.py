@@ -20,9 +20,7 @@ class Endpoints(BaseModel):
     images: str  # capture/inference -> recorder
     heartbeats: str  # every worker -> supervisor
     health: str  # supervisor -> robot link
-    events: str  # robot link -> supervisor (final inspections; the supervisor republishes them on publish)
-    publish: str  # supervisor -> anyone (final inspections, JSON): bound by the supervisor, so a restarted
-    # robot link does not disconnect the subscribers (a SUB misses what comes before it reconnects)
+    publish: str  # robot link -> anyone (final inspections, JSON)
     frame_dir: str  # capture -> inference: the shared-memory frame ring's folder (edge/framering.py)
 
     @classmethod
@@ -39,7 +37,6 @@ class Endpoints(BaseModel):
             images=ipc("images"),
             heartbeats=ipc("heartbeats"),
             health=ipc("health"),
-            events=ipc("events"),
             publish=publish or ipc("inspections"),
             frame_dir=str(runtime_dir),
         )

@@ -28,7 +28,6 @@ from edge.endpoints import Endpoints
 from edge.errors import LinesideError
 from edge.messages import Health, Heartbeat, LedgerEvent
 from edge.placement import Placement, plan, usable_cpus
-from edge.relay import InspectionRelay
 from edge.status.supervision import SupervisionReport, WorkerReport, supervision_endpoint
 from edge.transport import Receiver, Sender
 from edge.workers.base import WorkerContext
@@ -244,21 +243,21 @@ class Supervisor:
         health_out: Sender[Health] = Sender(
             self.zmq, self.endpoints.health, Health, bind=True, pub=True, hwm=10
         )
-        relay = InspectionRelay(self.zmq, self.endpoints, self.on_inspection)
+        inspections: Receiver[LedgerEvent] = Receiver(
+            self.zmq, self.endpoints.publish, LedgerEvent, bind=False, sub=True, hwm=10000
+        )
         try:
             if "status" in self.order:
                 endpoint = supervision_endpoint(self.endpoints)
                 self._supervision = Sender(self.zmq, endpoint, SupervisionReport, bind=True, pub=True, hwm=10)
             for name in self.order:
                 self._start(self.slots[name])
-            self._loop(heartbeats, health_out, relay)
+            self._loop(heartbeats, health_out, inspections)
         finally:
             self.notify("STOPPING=1")
-            self._shutdown(health_out, relay)
-            for sock in (heartbeats, health_out):
+            self._shutdown(health_out, inspections)
+            for sock in (heartbeats, health_out, inspections):
                 sock.close()
-            # The last final verdicts must reach the subscribers: flush them, bounded.
-            relay.close(flush_ms=1000)
             if self._supervision is not None:
                 self._supervision.close()
             self.zmq.term()
@@ -267,18 +266,21 @@ class Supervisor:
         return EXIT_FAULT if self._fault else EXIT_OK
 
     def _loop(
-        self, heartbeats: Receiver[Heartbeat], health_out: Sender[Health], relay: InspectionRelay
+        self,
+        heartbeats: Receiver[Heartbeat],
+        health_out: Sender[Health],
+        inspections: Receiver[LedgerEvent],
     ) -> None:
         last_health = 0.0
         poller = zmq.Poller()
         poller.register(heartbeats.socket, zmq.POLLIN)
-        poller.register(relay.socket, zmq.POLLIN)
+        poller.register(inspections.socket, zmq.POLLIN)
         while not self._stop_requested:
             ready = dict(poller.poll(50))
-            if relay.socket in ready:
-                relay.relay()  # first: subscribers see a verdict as soon as the robot link has it
             if heartbeats.socket in ready:
                 self._drain(heartbeats, self._on_heartbeat)
+            if inspections.socket in ready:
+                self._drain(inspections, self._on_inspection)
             now = time.monotonic()
             self._watch(now)
             if now - last_health >= 0.1:
@@ -324,27 +326,36 @@ class Supervisor:
             why.append(str(capture.detail["station_check"]))
         log.warning("not READY for %.0f s: %s", waited, "; ".join(why))
 
-    def _drain(self, receiver: Receiver[Heartbeat], handle: Callable[[Heartbeat], None]) -> None:
+    def _drain(
+        self, receiver: Receiver[Heartbeat] | Receiver[LedgerEvent], handle: Callable[..., None]
+    ) -> None:
         for _ in range(1000):
             got = receiver.recv(0)
             if got is None:
                 return
             handle(got[0])
 
-    def _relay_until_quiet(self, relay: InspectionRelay, quiet_ms: int = 200) -> None:
+    def _drain_until_quiet(self, inspections: Receiver[LedgerEvent], quiet_ms: int = 200) -> None:
         deadline = time.monotonic() + self.config.supervisor.stop_timeout_s
-        while time.monotonic() < deadline and relay.relay(quiet_ms):
-            pass
+        while time.monotonic() < deadline:
+            got = inspections.recv(quiet_ms)
+            if got is None:
+                return
+            self._on_inspection(got[0])
 
-    def _shutdown(self, health_out: Sender[Health], relay: InspectionRelay) -> None:
+    def _on_inspection(self, event: LedgerEvent) -> None:
+        if self.on_inspection is not None and event.kind == "finalised":
+            self.on_inspection(event)
+
+    def _shutdown(self, health_out: Sender[Health], inspections: Receiver[LedgerEvent]) -> None:
         timeout = self.config.supervisor.stop_timeout_s
         health_out.send(self.health())
         for name in reversed(self.order):
             self._stop(self.slots[name], timeout)
             if name == "robotlink":
-                # The robot link finalises in-flight parts as it stops: pass them on too, waiting until
+                # The robot link finalises in-flight parts as it stops: show them too, waiting until
                 # the stream is quiet (bounded) since the last ones may still be on their way.
-                self._relay_until_quiet(relay)
+                self._drain_until_quiet(inspections)
         if self._fault:
             log.error("stopped with FAULT: %s", self._fault)
 

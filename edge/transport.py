@@ -78,16 +78,6 @@ class Sender(Generic[M]):
         self.sent += 1
         return True
 
-    def forward(self, parts: list[bytes]) -> bool:
-        """Queue a message received as it was sent (a relay: no decode, no encode); False if no room."""
-        try:
-            self._sock.send_multipart(parts, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            self.dropped += 1
-            return False
-        self.sent += 1
-        return True
-
     def close(self, flush_ms: int = 0) -> None:
         """Close; with `flush_ms`, wait that long at most for queued messages to leave (e.g. the last
         final verdicts at shutdown) instead of dropping them."""

@@ -286,6 +286,21 @@ def test_ready_requires_model_camera_and_enable(model, camera, enable, ready):
     assert hs.counters.refused == 1
 
 
+def test_no_trigger_is_taken_until_the_result_stream_had_its_grace():
+    hs, _ = live()
+    hs.set_stream_ready(False)  # the robot link just (re)started: subscribers are still reconnecting
+    assert not hs.snapshot()[reg.STATUS] & StatusBit.READY
+    (final,) = hs.on_robot_write(reg.TRIGGER_SEQ, [3])
+    assert isinstance(final, Finalised) and (final.error, final.published) == (
+        ErrorCode.NOT_READY,
+        VerdictCode.ERROR,
+    )
+    assert "(result stream not ready)" in final.reasons[0]
+    hs.set_stream_ready(True)
+    assert hs.snapshot()[reg.STATUS] & StatusBit.READY
+    assert trigger(hs, 4).seq == 4
+
+
 @pytest.mark.parametrize(
     ("model", "camera", "error"), [(True, False, ErrorCode.CAMERA), (False, True, ErrorCode.MODEL)]
 )

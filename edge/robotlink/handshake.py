@@ -73,6 +73,7 @@ class Handshake:
         self._part_seq = 0
         self._model_ready = False
         self._camera_ready = False
+        self._stream_ready = True  # see set_stream_ready()
         self._error_latched = False
         self._robot_watch = RobotHeartbeatWatch(cfg.robot_heartbeat_timeout_ms, cfg.robot_heartbeat_required)
         self._active_recipe = 0
@@ -87,7 +88,7 @@ class Handshake:
 
     @property
     def ready(self) -> bool:
-        return self._model_ready and self._camera_ready and self.enabled
+        return self._model_ready and self._camera_ready and self._stream_ready and self.enabled
 
     @property
     def interlock_raised(self) -> bool:
@@ -225,6 +226,11 @@ class Handshake:
         error = ErrorCode.CAMERA if not camera_ready else ErrorCode.MODEL
         return self._fault_in_flight(self._clock(), error, f"{error.kind} lost while the part was in flight")
 
+    def set_stream_ready(self, ready: bool) -> None:
+        """Whether the result stream's subscribers had time to (re)connect since the robot link started;
+        no trigger is taken before (docs/architecture.md, the result stream)."""
+        self._stream_ready = ready
+
     def set_recipe(self, number: int) -> None:
         """ACTIVE_RECIPE: the recipe the appliance is inspecting with now."""
         if not 0 <= number <= reg.MAX_REGISTER:
@@ -291,10 +297,9 @@ class Handshake:
             return ErrorCode.DISABLED, "trigger while CONTROL ENABLE is off"
         if self._cfg.robot_heartbeat_required and not self._robot_watch.ok:
             return ErrorCode.LINK, "trigger while the robot heartbeat is not moving"
-        if not (self._model_ready and self._camera_ready):
-            missing = " and ".join(
-                n for n, ok in (("model", self._model_ready), ("camera", self._camera_ready)) if not ok
-            )
+        if not (self._model_ready and self._camera_ready and self._stream_ready):
+            parts = (("model", self._model_ready), ("camera", self._camera_ready))
+            missing = " and ".join(n for n, ok in (*parts, ("result stream", self._stream_ready)) if not ok)
             return ErrorCode.NOT_READY, f"trigger before the appliance was READY ({missing} not ready)"
         return None
 

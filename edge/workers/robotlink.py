@@ -68,10 +68,14 @@ class RobotLinkWorker(Worker):
         ep = self.endpoints
         self.triggers: Sender[Trigger] = Sender(self.zmq, ep.triggers, Trigger, hwm=100)
         self.ledger: Sender[LedgerEvent] = Sender(self.zmq, ep.ledger, LedgerEvent, hwm=100000)
-        # To the supervisor, which republishes on the public endpoint: PUSH queues from connect() on,
-        # so nothing is lost while the connection comes up after a restart (a PUB here would lose the
-        # first parts to every subscriber still reconnecting).
-        self.publisher: Sender[LedgerEvent] = Sender(self.zmq, ep.events, LedgerEvent, hwm=10000)
+        self.publisher: Sender[LedgerEvent] = Sender(
+            self.zmq, ep.publish, LedgerEvent, bind=True, pub=True, hwm=10000
+        )
+        # The stream's subscribers lost their connection if this is a restart: no part until they are back.
+        grace_s = cfg.publish.resubscribe_grace_ms / 1000.0
+        if grace_s > 0:
+            self.handshake.set_stream_ready(False)
+            asyncio.get_running_loop().call_later(grace_s, self.handshake.set_stream_ready, True)
         # The line interlock output (None for kind none) starts raised: fail closed until the robot is seen.
         self.interlock = line_interlock(cfg.robot_link.interlock)
         self.server: RobotLinkServer | RobotLinkClient = (
