@@ -297,9 +297,13 @@ class Handshake:
             return ErrorCode.DISABLED, "trigger while CONTROL ENABLE is off"
         if self._cfg.robot_heartbeat_required and not self._robot_watch.ok:
             return ErrorCode.LINK, "trigger while the robot heartbeat is not moving"
-        if not (self._model_ready and self._camera_ready and self._stream_ready):
-            parts = (("model", self._model_ready), ("camera", self._camera_ready))
-            missing = " and ".join(n for n, ok in (*parts, ("result stream", self._stream_ready)) if not ok)
+        readiness = (
+            ("model", self._model_ready),
+            ("camera", self._camera_ready),
+            ("result stream", self._stream_ready),
+        )
+        if not all(ok for _, ok in readiness):
+            missing = " and ".join(name for name, ok in readiness if not ok)
             return ErrorCode.NOT_READY, f"trigger before the appliance was READY ({missing} not ready)"
         return None
 
