@@ -150,13 +150,14 @@ class PublishConfig(_Section):
         None, description="ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:5571; default ipc in runtime_dir."
     )
     resubscribe_grace_ms: int = Field(
-        300,
+        500,
         ge=0,
         le=10000,
         description=(
             "After the robot link (re)starts and binds the stream, READY waits this long, so that subscribers"
             " reconnecting to it see the new BOOT_ID's first parts (a ZeroMQ SUB misses what is published"
-            " before it is back; it retries every 100 ms by default). Subscribers must reconnect faster."
+            " before it is back; by default it retries every 100-200 ms: its interval plus a random jitter"
+            " of up to one interval). Subscribers must reconnect within it."
         ),
     )
 

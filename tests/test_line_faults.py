@@ -146,15 +146,16 @@ GRACE_MS = 1200
 def test_a_restarted_robot_link_loses_no_part_from_the_result_stream(tmp_path: Path) -> None:
     """A restarted robot link binds the stream anew and its subscribers must reconnect: it takes no part
     for `publish.resubscribe_grace_ms`, so a subscriber that retries faster still sees the new BOOT_ID's
-    first parts. Here a slow one (1 s; ZeroMQ's default is 100 ms) against a 1.2 s grace: with no grace
-    it misses the first parts nearly every time (the first comes ~0.1 s after the bind)."""
+    first parts. Here a slow one: it retries every 0.4 s plus up to 0.4 s of ZeroMQ's random jitter (the
+    default is 0.1 s), against a 1.2 s grace; with no grace it misses the first parts nearly every time (the
+    first comes ~0.1 s after the bind)."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     publish = {"endpoint": endpoint, "resubscribe_grace_ms": GRACE_MS}
     config, _ = make_station(tmp_path, "gd", takt_ms=50, extra={"publish": publish})
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.RECONNECT_IVL, 1000)
+    sub.setsockopt(zmq.RECONNECT_IVL, 400)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(endpoint)
     seqs: dict[int, list[int]] = {}  # BOOT_ID -> finalised seqs, in the order received
