@@ -2,7 +2,7 @@
 
 The reference PNG is written next to the calibration file under a name carrying its hash, so the
 previous calibration (`.prev`) still finds its own reference; older ones are removed.
-The comparison itself is edge.stationcheck, which the runtime runs at start.
+The comparison itself is edge.station.check, which the runtime runs at start.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pydantic import ValidationError
 
 from calibration.frames import Image, camera_of
 from edge.atomic import atomic_write_bytes
-from edge.calibfile import load_calibration, update_calibration
-from edge.calibsections import CheckLimits, ReferenceSection
 from edge.errors import LinesideError
-from edge.stationcheck import (
+from edge.station.calibfile import load_calibration, update_calibration
+from edge.station.calibsections import CheckLimits, ReferenceSection
+from edge.station.check import (
     CheckItem,
     CheckReport,
     StationReference,

@@ -12,12 +12,13 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.atomic import atomic_write_bytes
-from edge.calibfile import CalibrationFile, CameraFrame, load_calibration
-from edge.config import load_config
 from edge.errors import LinesideError
-from edge.sources.config import SourceConfig, open_source
+from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
-from edge.undistort import Undistorter
+from edge.sources.opener import open_source
+from edge.station.calibfile import CalibrationFile, CameraFrame, load_calibration
+from edge.station.config import load_config
+from edge.station.undistort import Undistorter
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 

@@ -24,8 +24,8 @@ from calibration.boards import (
     read_gray,
     sharpness,
 )
-from edge.calibfile import IntrinsicsSection
 from edge.errors import LinesideError
+from edge.station.calibfile import IntrinsicsSection
 
 MIN_VIEWS = 8
 MIN_TILT_SPREAD_DEG = 10.0  # between the most differently tilted views; parallel views leave focal unknown

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.calibfile import RobotSection
 from edge.errors import LinesideError
+from edge.station.calibfile import RobotSection
 
 MIN_PAIRS = 4
 COLLINEAR_RATIO = 0.01  # second/first singular value of the centred points below which they are a line

@@ -1,6 +1,6 @@
 """The region of interest: parse it from the command line, check it fits the frame, store it, draw it.
 
-Only detections whose box centre lies in the region can reject a part (edge.rules.RoiConfig).
+Only detections whose box centre lies in the region can reject a part (edge.judge.rules.RoiConfig).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import numpy as np
 from pydantic import ValidationError
 
 from calibration.frames import Image, camera_of
-from edge.calibfile import CalibrationFile, update_calibration
-from edge.calibsections import StationRoi
 from edge.errors import LinesideError
 from edge.geometry import Scale
-from edge.rules import RoiConfig
+from edge.judge.rules import RoiConfig
+from edge.station.calibfile import CalibrationFile, update_calibration
+from edge.station.calibsections import StationRoi
 
 OUTLINE_BGR = (255, 0, 255)  # magenta: stands out on grey metal, green PCBs and brown castings
 OUTSIDE_DIMMING = 0.45  # what is outside the region is drawn darker, so the region reads at a glance

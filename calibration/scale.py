@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 
 from calibration.boards import Target, approximate_camera, find_target, plane_tilt_deg
-from edge.calibfile import CalibrationFile, ScaleSection
 from edge.errors import LinesideError
 from edge.geometry import Scale
-from edge.undistort import Undistorter
+from edge.station.calibfile import CalibrationFile, ScaleSection
+from edge.station.undistort import Undistorter
 
 TILT_VARIATION_PCT = 0.5  # scale spread across the target above which one factor is not good enough
 

@@ -14,10 +14,10 @@ import numpy as np
 
 from calibration.frames import Image
 from calibration.roi import draw_roi, put_label
-from edge.calibfile import CalibrationFile
 from edge.geometry import Scale
-from edge.inspection import Detection
-from edge.rules import RoiConfig, RulesConfig
+from edge.judge.inspection import Detection
+from edge.judge.rules import RoiConfig, RulesConfig
+from edge.station.calibfile import CalibrationFile
 
 REJECT_BGR = (0, 0, 255)
 BELOW_BGR = (0, 165, 255)

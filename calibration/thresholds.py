@@ -1,7 +1,7 @@
 """`calibrate thresholds`: per-class reject confidences from this station's own golden samples.
 
 The runtime's detector scores every good and defective sample at a low confidence floor (only detections
-inside the calibrated ROI count, as at runtime); edge.thresholds picks thresholds that meet the target
+inside the calibrated ROI count, as at runtime); edge.judge.thresholds picks thresholds that meet the target
 escape rate at the lowest overkill. Minimum sizes are not part of the choice.
 """
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from calibration.frames import camera_of, list_images, load_if_present, read_image, runtime_frame
-from edge.calibfile import CalibrationFile, CameraFrame, update_calibration
-from edge.calibsections import ThresholdsSection
-from edge.detector.detector import Detector
 from edge.errors import LinesideError
-from edge.rules import RoiConfig
-from edge.thresholds import LOWEST, Operating, ScoredPart, choose_thresholds
+from edge.judge.detector.detector import Detector
+from edge.judge.rules import RoiConfig
+from edge.judge.thresholds import LOWEST, Operating, ScoredPart, choose_thresholds
+from edge.station.calibfile import CalibrationFile, CameraFrame, update_calibration
+from edge.station.calibsections import ThresholdsSection
 
 NAMES_SHOWN = 8  # parts listed behind an escape or overkill figure
 

@@ -1,6 +1,6 @@
 """The test setup's Debian packages: installed on first use where apt-get and root allow, else a loud skip.
 
-A new user runs only the README's test command; tests that need a system program (mosquitto, chromium,
+A new user runs only the README's test command; tests that need a system program (mbpoll, mosquitto, chromium,
 aravis) call `require_debian` so that command installs what it can and skips, saying why, what it cannot.
 """
 

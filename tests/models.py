@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edge.modelcard import InputSpec, ModelCard, TrainingInfo, sha256_file, write_card
+from edge.modelstore.card import InputSpec, ModelCard, TrainingInfo, sha256_file, write_card
 
 OPSET = 17
 IR_VERSION = 8

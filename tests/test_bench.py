@@ -21,8 +21,8 @@ from edge.bench.model import (
 from edge.bench.report import BenchReport
 from edge.bench.stats import spread
 from edge.bench.table import render_summary
-from edge.detector.config import DetectorConfig
 from edge.errors import LinesideError
+from edge.judge.detector.config import DetectorConfig
 from tests.line import lineside, write_part
 from tests.models import ModelBox, make_yolo_model
 

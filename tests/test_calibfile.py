@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge.calibfile import load_calibration
 from edge.errors import LinesideError
+from edge.station.calibfile import load_calibration
 from tests.line import FRAME_H, FRAME_W, lineside, make_station
 
 
@@ -99,7 +99,7 @@ def test_bad_calibration_files_are_refused_in_one_line_naming_the_field(
 def test_update_keeps_other_sections_and_the_previous_file_and_refuses_another_resolution(
     tmp_path: Path,
 ) -> None:
-    from edge.calibfile import CameraFrame, ScaleSection, update_calibration
+    from edge.station.calibfile import CameraFrame, ScaleSection, update_calibration
 
     path = tmp_path / "station.json"
     camera = CameraFrame(width=640, height=480)

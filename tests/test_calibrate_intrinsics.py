@@ -18,9 +18,9 @@ import pytest
 
 from calibration.boards import Charuco, charuco_board, find_target, list_images, parse_target, read_gray
 from calibration.intrinsics import calibrate_intrinsics
-from edge.calibfile import CalibrationFile, CameraFrame, load_calibration
 from edge.errors import LinesideError
-from edge.undistort import Undistorter
+from edge.station.calibfile import CalibrationFile, CameraFrame, load_calibration
+from edge.station.undistort import Undistorter
 from lineside.cli import main
 from tests.line import lineside
 

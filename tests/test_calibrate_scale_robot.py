@@ -21,8 +21,8 @@ from calibration.boards import parse_target
 from calibration.intrinsics import undistorted_matrix
 from calibration.robot import fit_robot_plane, read_pairs
 from calibration.scale import measure_scale
-from edge.calibfile import CameraFrame, IntrinsicsSection, load_calibration, update_calibration
 from edge.errors import LinesideError
+from edge.station.calibfile import CameraFrame, IntrinsicsSection, load_calibration, update_calibration
 from lineside.cli import main
 from tests.line import lineside
 from tests.test_calibrate_intrinsics import CAMERA, DISTORTION, SIZE, Texture, chessboard_texture, render

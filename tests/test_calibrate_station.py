@@ -15,10 +15,10 @@ import yaml
 
 from calibration.check import check_frames, set_reference
 from calibration.frames import camera_of
-from edge.calibfile import ScaleSection, load_calibration, update_calibration
-from edge.calibsections import CheckLimits
 from edge.errors import LinesideError
-from edge.stationcheck import StationReference, Status, check_frame
+from edge.station.calibfile import ScaleSection, load_calibration, update_calibration
+from edge.station.calibsections import CheckLimits
+from edge.station.check import StationReference, Status, check_frame
 from lineside.commands.calibrate_station import register_station_commands
 from tests.models import ModelBox, make_yolo_model
 from training.synth import render_part
@@ -314,8 +314,8 @@ def test_roi_states_its_size_in_mm_when_the_station_has_a_scale(tmp_path, scene,
 
 
 def test_roi_is_drawn_and_stored_in_the_undistorted_pixels_the_runtime_uses(tmp_path, scene, capsys) -> None:
-    from edge.calibfile import IntrinsicsSection
-    from edge.undistort import Undistorter
+    from edge.station.calibfile import IntrinsicsSection
+    from edge.station.undistort import Undistorter
 
     frame, calibration = tmp_path / "frame.png", tmp_path / "station.json"
     cv2.imwrite(str(frame), scene)
@@ -489,7 +489,7 @@ def test_thresholds_refuse_an_empty_folder(tmp_path, golden, capsys) -> None:
 
 
 def test_thresholds_for_another_model_are_refused_as_rules(tmp_path, golden) -> None:
-    from edge.detector.detector import Detector
+    from edge.judge.detector.detector import Detector
 
     model, good, bad = golden
     calibration = tmp_path / "station.json"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from edge.config import load_config, parse_config
 from edge.errors import LinesideError
+from edge.station.config import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

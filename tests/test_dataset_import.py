@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from edge.errors import ErrorCode, LinesideError
-from edge.inspection import Detection, Verdict
+from edge.judge.inspection import Detection, Verdict
 from edge.records.config import RecordsConfig
 from edge.records.marks import add_mark
 from edge.records.model import InspectionRecord

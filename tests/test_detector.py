@@ -12,15 +12,15 @@ import pytest
 from onnx import helper, numpy_helper
 from pydantic import ValidationError
 
-from edge.detector import onnxfile
-from edge.detector.config import DetectorConfig
-from edge.detector.decode import decode_yolov8
-from edge.detector.detector import Detector
-from edge.detector.errors import InferenceError, InvalidFrame
-from edge.detector.preprocess import Preprocessor, letterbox_transform
 from edge.errors import ErrorCode, LinesideError
-from edge.inspection import Detection
-from edge.modelcard import InputSpec
+from edge.judge.detector import onnxfile
+from edge.judge.detector.config import DetectorConfig
+from edge.judge.detector.decode import decode_yolov8
+from edge.judge.detector.detector import Detector
+from edge.judge.detector.errors import InferenceError, InvalidFrame
+from edge.judge.detector.preprocess import Preprocessor, letterbox_transform
+from edge.judge.inspection import Detection
+from edge.modelstore.card import InputSpec
 from tests.models import ModelBox, make_yolo_model, yolo_output
 
 CLASSES = ("scratch", "dent")
@@ -360,7 +360,7 @@ def test_unavailable_provider_falls_back_to_cpu_with_a_log_line(tmp_path, caplog
     model = make_yolo_model(tmp_path / "m", CLASSES, [ModelBox(32, 32, 8, 8, 0, 0.9)])
     cfg = DetectorConfig(providers=["tensorrt"])
     assert cfg.providers == ["TensorrtExecutionProvider"]
-    with caplog.at_level(logging.WARNING, logger="edge.detector"):
+    with caplog.at_level(logging.WARNING, logger="edge.judge.detector"):
         detector = Detector(model, cfg)
     assert detector.providers == ("CPUExecutionProvider",)
     assert "falling back to CPUExecutionProvider" in caplog.text

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from edge.calibfile import CalibrationFile, CameraFrame, ScaleSection, save_calibration
-from edge.calibsections import ThresholdsSection
-from edge.modelcard import read_card
+from edge.modelstore.card import read_card
+from edge.station.calibfile import CalibrationFile, CameraFrame, ScaleSection, save_calibration
+from edge.station.calibsections import ThresholdsSection
 from tests.line import FRAME_H, FRAME_W, lineside, make_station, running_line
 
 ALL_CHECKS = {

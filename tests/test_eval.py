@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 import yaml
 
-from edge.detector.detector import Detector
 from edge.errors import LinesideError
-from edge.inspection import Verdict
-from edge.modelcard import read_card, sha256_file
-from edge.rules import ClassRule, RulesConfig, decide
-from edge.thresholds import evaluate as operating_point
+from edge.judge.detector.detector import Detector
+from edge.judge.inspection import Verdict
+from edge.judge.rules import ClassRule, RulesConfig, decide
+from edge.judge.thresholds import evaluate as operating_point
+from edge.modelstore.card import read_card, sha256_file
 from tests.line import lineside
 from training import plots, synth
 from training.evaldata import read_split
-from training.evaluate import EvalReport, evaluate, scored_parts, write_thresholds
+from training.evalreport import EvalReport
+from training.evaluate import evaluate, scored_parts, write_thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "models" / "demo" / "1.0.0"

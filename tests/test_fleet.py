@@ -20,8 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.fleet.config import FleetConfig
 from edge.fleet.publisher import FleetPublisher
-from edge.inspection import Verdict
-from edge.messages import LedgerEvent, Trigger
+from edge.judge.inspection import Verdict
+from edge.runtime.messages import LedgerEvent, Trigger
 from tests.debian import require_debian
 from tests.line import free_port, make_station, running_line
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.framering import SLOTS, FrameRing, RingReader, _lock, _slot_range
-from edge.messages import SlotRef
+from edge.runtime.framering import SLOTS, FrameRing, RingReader, _lock, _slot_range
+from edge.runtime.messages import SlotRef
 from edge.sources.base import FrameError
 
 

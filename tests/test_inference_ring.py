@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.config import load_config
-from edge.endpoints import Endpoints
 from edge.errors import ErrorCode
-from edge.framering import SLOTS, FrameRing
-from edge.inspection import Verdict
-from edge.messages import FrameHeader, ImageNote, Result, SlotRef, Trigger
-from edge.transport import Receiver, Sender
-from edge.workers.base import WorkerContext
-from edge.workers.inference import InferenceWorker
+from edge.judge.inspection import Verdict
+from edge.runtime.endpoints import Endpoints
+from edge.runtime.framering import SLOTS, FrameRing
+from edge.runtime.messages import FrameHeader, ImageNote, Result, SlotRef, Trigger
+from edge.runtime.transport import Receiver, Sender
+from edge.runtime.workers.base import WorkerContext
+from edge.runtime.workers.inference import InferenceWorker
+from edge.station.config import load_config
 from tests.line import make_station
 
 

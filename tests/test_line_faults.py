@@ -21,6 +21,7 @@ from edge.errors import ErrorCode
 from edge.records.query import query
 from edge.robotlink import registers as reg
 from edge.robotlink.registers import VerdictCode, split_result_word
+from tests.debian import require_debian
 from tests.line import free_port, lineside, make_station, running_line, write_part
 from tests.test_line import _connect, _trigger_and_wait, _wait_ready
 from tests.test_sources import MjpegServer
@@ -236,10 +237,8 @@ def test_records_command_lists_and_exports_what_a_run_stored(tmp_path: Path) -> 
     assert table.returncode == 0 and table.stdout.count("ACCEPT") == 3
 
 
-@pytest.mark.skipif(
-    shutil.which("mbpoll") is None, reason="Debian's mbpoll is not installed (apt-get install mbpoll)"
-)
 def test_mbpoll_sees_the_heartbeat_move_during_a_run(tmp_path: Path) -> None:
+    require_debian("mbpoll", programs=("mbpoll",))
     config, port = make_station(tmp_path, "gd", takt_ms=50)
     with running_line(config):
         _connect(port).close()

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from edge.registry import read_pointer, version_dir
+from edge.modelstore.registry import read_pointer, version_dir
 from training.registry import PARITY_FILE, verify_version
 from training.synth import render_part
 

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from edge.errors import LinesideError
-from edge.modelcard import InputSpec, ModelCard, Thresholds, TrainingInfo, read_card, sha256_file, write_card
+from edge.modelstore.card import (
+    InputSpec,
+    ModelCard,
+    Thresholds,
+    TrainingInfo,
+    read_card,
+    sha256_file,
+    write_card,
+)
 from tests.line import lineside
 from training import synth
 from training.metrics import ImageBoxes

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ErrorCode, LinesideError
-from edge.inspection import Decision, Verdict
+from edge.judge.inspection import Decision, Verdict
 from edge.records.query import query
 from edge.robotlink import registers as reg
 from edge.robotlink.config import RobotLinkConfig

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.placement import Placement, pinned, plan, usable_cpus
+from edge.runtime.placement import Placement, pinned, plan, usable_cpus
 from tests.line import make_station, running_line
 
 

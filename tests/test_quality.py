@@ -66,7 +66,7 @@ def test_mypy_is_clean() -> None:
 def test_supervisor_and_robot_link_processes_do_not_load_the_detector_runtime() -> None:
     """They run for months and only route messages: no onnxruntime or OpenCV in their memory."""
     probe = (
-        "import sys, lineside.cli, edge.supervisor, edge.workers.robotlink;"
+        "import sys, lineside.cli, edge.runtime.supervisor, edge.runtime.workers.robotlink;"
         "lineside.cli.build_parser(only='run');"
         "print(sorted(m for m in ('onnxruntime', 'cv2', 'torch') if m in sys.modules))"
     )

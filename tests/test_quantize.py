@@ -10,10 +10,10 @@ import numpy as np
 import onnx
 import pytest
 
-from edge.detector.config import DetectorConfig
-from edge.detector.detector import Detector
 from edge.errors import LinesideError
-from edge.modelcard import load_verified
+from edge.judge.detector.config import DetectorConfig
+from edge.judge.detector.detector import Detector
+from edge.modelstore.card import load_verified
 from tests.models import ModelBox, make_yolo_model
 from training.quantize import calibration_files, compare_verdicts, fp32_nodes, quantize_model
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from edge.errors import ErrorCode, LinesideError
-from edge.inspection import Detection, Verdict
+from edge.judge.inspection import Detection, Verdict
 from edge.records.config import RecordsConfig
 from edge.records.images import encode_image
 from edge.records.model import InspectionRecord

@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ErrorCode
-from edge.inspection import Verdict
-from edge.messages import LedgerEvent, Trigger
+from edge.judge.inspection import Verdict
 from edge.records.config import RecordsConfig
-from edge.records.journal import JOURNAL_DIR, RETRY_S, JournalReplay, JournalWriter, lock_name, segment_name
+from edge.records.journal import JOURNAL_DIR, RETRY_S, JournalWriter, lock_name, segment_name
+from edge.records.replay import JournalReplay
 from edge.records.store import ORPHAN_MARK, RecordStore
 from edge.robotlink import registers as reg
 from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.handshake import Handshake
 from edge.robotlink.registers import StatusBit
-from edge.workers.recorder import record_from_event
+from edge.runtime.messages import LedgerEvent, Trigger
+from edge.runtime.workers.recorder import record_from_event
 
 BOOT = 321
 
@@ -91,7 +92,7 @@ def test_torn_last_line_of_a_dead_boot_is_skipped_with_a_log_not_a_crash(
     with path.open("ab") as fh:
         fh.write(whole[: len(whole) // 2])  # a kill in the middle of the write
     replay = JournalReplay(tmp_path, grace_s=0.0)
-    with caplog.at_level(logging.WARNING, logger="edge.records.journal"):
+    with caplog.at_level(logging.WARNING, logger="edge.records.replay"):
         due = replay.poll()
     assert keys(due) == [("finalised", 1), ("finalised", 2)]
     assert replay.counts["torn"] == 1
@@ -236,7 +237,7 @@ def test_a_boot_killed_without_closing_its_journal_is_logged_once_a_clean_stop_i
     killed._lock_fd = None
     killed._stop.set()
     replay = JournalReplay(tmp_path, grace_s=0.0)
-    with caplog.at_level(logging.WARNING, logger="edge.records.journal"):
+    with caplog.at_level(logging.WARNING, logger="edge.records.replay"):
         replay.poll(force=True)
         replay.poll(force=True)
     unclean = [r.getMessage() for r in caplog.records if "without a clean stop" in r.getMessage()]

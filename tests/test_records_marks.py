@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge.errors import LinesideError
-from edge.inspection import Verdict
+from edge.judge.inspection import Verdict
 from edge.records.config import RecordsConfig
 from edge.records.marks import add_mark, read_marks, resolve_key
 from edge.records.query import query

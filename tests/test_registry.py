@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from edge.config import RecipeConfig, RegistryModelConfig, parse_config
-from edge.detector.config import DetectorConfig
 from edge.errors import LinesideError
-from edge.modelcard import read_card
-from edge.modelswap import ModelWatcher, SwapOutcome, current_model_dir, load_inspectors
-from edge.registry import read_pointer, version_dir
+from edge.judge.detector.config import DetectorConfig
+from edge.modelstore.card import read_card
+from edge.modelstore.hotswap import ModelWatcher, SwapOutcome, current_model_dir, load_inspectors
+from edge.modelstore.registry import read_pointer, version_dir
+from edge.station.config import RecipeConfig, RegistryModelConfig, parse_config
 from tests.line import lineside
 from tests.models import ModelBox, make_yolo_model
 from training.registry import (

@@ -17,7 +17,7 @@ import yaml
 from pymodbus.client import ModbusTcpClient
 
 from edge.errors import ErrorCode, LinesideError
-from edge.inspection import Decision, Verdict
+from edge.judge.inspection import Decision, Verdict
 from edge.robotlink import registers as reg
 from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.registers import VerdictCode

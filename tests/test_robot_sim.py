@@ -207,6 +207,7 @@ def test_deadline_the_appliance_cannot_meet_rejects_those_parts_and_no_late_resu
 ) -> None:
     report, _ = _drive(station, 9, FaultPlan(Inject.SLOW, first=1, count=5, slow_deadline_ms=1.0))
     slow = _injected(report)
+
     # Every part past the robot's 1 ms deadline is rejected: no result yet ("deadline"), a late ACCEPT
     # ("late"), or (the appliance is fast enough now to be read 2-3 ms after the trigger) its own REJECT.
     def rejected_for_time(o: PartOutcome) -> bool:

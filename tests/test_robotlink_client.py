@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pyModbusTCP.server import DataBank, ModbusServer  # type: ignore[import-untyped]
 
 from edge.errors import ErrorCode
-from edge.inspection import Decision, Verdict
+from edge.judge.inspection import Decision, Verdict
 from edge.robotlink import registers as reg
 from edge.robotlink.client import RobotLinkClient
 from edge.robotlink.config import RobotLinkConfig

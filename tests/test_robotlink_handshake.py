@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge.errors import ErrorCode, LinesideError
-from edge.inspection import Decision, Verdict
+from edge.judge.inspection import Decision, Verdict
 from edge.robotlink import registers as reg
 from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.events import Event, Finalised, InterlockChanged, ResultDropped, TriggerRequested

@@ -10,20 +10,28 @@ from typing import Any
 
 import pytest
 
-from edge.inspection import Decision, Verdict
+from edge.judge.inspection import Decision, Verdict
 from edge.robotlink import registers as reg
 from edge.robotlink.events import TriggerRequested
 from edge.robotlink.registers import ControlBit, StatusBit, VerdictCode
+from tests.debian import require_debian
 from tests.test_robotlink_fuzz import Target, served
 
-MBPOLL = shutil.which("mbpoll")
-needs_mbpoll = pytest.mark.skipif(MBPOLL is None, reason="mbpoll not installed (Debian: apt install mbpoll)")
+
+@pytest.fixture
+def mbpoll_installed() -> None:
+    """Debian's mbpoll, installed by the test command itself where it can be (else a loud skip)."""
+    require_debian("mbpoll", programs=("mbpoll",))
+
+
+needs_mbpoll = pytest.mark.usefixtures("mbpoll_installed")
 
 
 def mbpoll(port: int, first: int, *values: int, count: int = 1) -> subprocess.CompletedProcess[str]:
     """Read `count` holding registers from `first` once, or write `values` there (FC6/FC16)."""
-    assert MBPOLL is not None
-    args = [MBPOLL, "-m", "tcp", "-p", str(port), "-a", "1", "-0", "-t", "4", "-r", str(first)]
+    program = shutil.which("mbpoll")
+    assert program is not None
+    args = [program, "-m", "tcp", "-p", str(port), "-a", "1", "-0", "-t", "4", "-r", str(first)]
     if values:
         args += ["127.0.0.1", *map(str, values)]
     else:

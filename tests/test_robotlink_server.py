@@ -15,7 +15,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from edge.errors import LinesideError
-from edge.inspection import Decision, Verdict
+from edge.judge.inspection import Decision, Verdict
 from edge.robotlink import registers as reg
 from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.events import Event, Finalised, TriggerRequested

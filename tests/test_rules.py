@@ -9,9 +9,17 @@ import pytest
 from pydantic import ValidationError
 
 from edge.errors import LinesideError
-from edge.inspection import Detection, Verdict
-from edge.modelcard import InputSpec, ModelCard, Thresholds, TrainingInfo
-from edge.rules import RoiConfig, RulesConfig, Scale, check_rules, decide, near_threshold, rules_from_card
+from edge.judge.inspection import Detection, Verdict
+from edge.judge.rules import (
+    RoiConfig,
+    RulesConfig,
+    Scale,
+    check_rules,
+    decide,
+    near_threshold,
+    rules_from_card,
+)
+from edge.modelstore.card import InputSpec, ModelCard, Thresholds, TrainingInfo
 
 CLASSES = ("short", "scratch", "dust")
 FRAME = (480, 640, 3)

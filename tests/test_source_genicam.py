@@ -22,7 +22,8 @@ import yaml
 
 from edge.errors import LinesideError
 from edge.sources.base import SourceState, SourceUnavailable
-from edge.sources.config import SourceConfig, open_source, parse_source_config
+from edge.sources.config import SourceConfig, parse_source_config
+from edge.sources.opener import open_source
 from tests.line import lineside, make_station, running_line
 
 EMULATED_SERIAL = "0815-0000"  # pylon's first emulated camera
@@ -160,7 +161,7 @@ def test_without_the_sdk_a_genicam_source_is_one_line_naming_the_config_field() 
     code = (
         "import sys; sys.modules['pypylon'] = None\n"
         "from edge.errors import LinesideError\n"
-        "from edge.sources.config import parse_source_config, open_source\n"
+        "from edge.sources.config import parse_source_config\nfrom edge.sources.opener import open_source\n"
         "cfg = parse_source_config({'kind': 'genicam', 'serial': 'x'})\n"
         "try:\n    open_source(cfg)\nexcept LinesideError as exc:\n    print(exc)\n"
     )

@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from edge.errors import ErrorCode, LinesideError
 from edge.sources.base import Frame, FrameError, FrameSource, SourceState, SourceUnavailable
-from edge.sources.config import SourceConfig, open_source, parse_source_config
+from edge.sources.config import SourceConfig, parse_source_config
 from edge.sources.imagecheck import peek_size
 from edge.sources.live import LiveSource, redact_url
+from edge.sources.opener import open_source
 
 GREY_STEP = 8  # frame n is a flat grey of n * GREY_STEP, so its number survives JPEG
 

@@ -16,15 +16,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.errors import ErrorCode
-from edge.inspection import Detection, Verdict
-from edge.messages import LedgerEvent, ModelRef, Result, Trigger
+from edge.judge.inspection import Detection, Verdict
 from edge.records.images import image_relpath
+from edge.runtime.messages import LedgerEvent, ModelRef, Result, Trigger
+from edge.runtime.workers.recorder import record_from_event
 from edge.status.frame import LastFrame, kept_image_path
 from edge.status.metrics import LineMetrics
 from edge.status.server import StatusServer
 from edge.status.state import StationState
 from edge.status.supervision import SupervisionReport, WorkerReport
-from edge.workers.recorder import record_from_event
 
 MODEL = ModelRef(name="tiny", version="3", sha256="ab" * 32)
 SCRATCH = Detection(0, "scratch", 0.9, (10.0, 10.0, 40.0, 30.0))

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 import yaml
 
-from edge.modelcard import load_verified
+from edge.modelstore.card import load_verified
 from training import demo_model, synth
 
 REPO = Path(__file__).resolve().parent.parent

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import SupervisorConfig, load_config
-from edge.systemd import notifier
+from edge.runtime.systemd import notifier
+from edge.station.config import SupervisorConfig, load_config
 from tests.line import make_station
 
 ROOT = Path(__file__).resolve().parents[1]

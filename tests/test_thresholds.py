@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.thresholds import LOWEST, ScoredPart, choose_thresholds, evaluate
+from edge.judge.thresholds import LOWEST, ScoredPart, choose_thresholds, evaluate
 
 
 def part(name: str, defective: bool, **best: float) -> ScoredPart:

@@ -1,4 +1,4 @@
-"""Tiled detection (edge/detector/tiling.py) and tiled training data (training/tiling.py); no torch."""
+"""Tiled detection (edge/judge/detector/tiling.py) and tiled training data (training/tiling.py); no torch."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 
-from edge.detector.config import DetectorConfig, TilingConfig
-from edge.detector.detector import Detector
-from edge.detector.tiling import merge_detections, tile_grid, tile_origins
 from edge.errors import LinesideError
-from edge.inspection import Detection
-from edge.modelcard import InputSpec, ModelCard, TrainingInfo, sha256_file, write_card
+from edge.judge.detector.config import DetectorConfig, TilingConfig
+from edge.judge.detector.detector import Detector
+from edge.judge.detector.tiling import merge_detections, tile_grid, tile_origins
+from edge.judge.inspection import Detection
+from edge.modelstore.card import InputSpec, ModelCard, TrainingInfo, sha256_file, write_card
 from training.fingerprint import scan_dataset
 from training.tiling import tile_dataset, tile_labels
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
-from edge.detector.detector import Detector
-from edge.modelcard import load_verified
+from edge.judge.detector.detector import Detector
+from edge.modelstore.card import load_verified
 from training.fingerprint import scan_dataset
 from training.train import BLOCKED
 
@@ -221,7 +221,7 @@ def test_preview_augment_writes_a_grid_and_trains_nothing(dataset, tmp_path):
 
 @pytest.mark.slow
 def test_tiled_training_records_its_tile_size_and_the_detector_tiles_with_it(dataset, tmp_path):
-    from edge.detector.config import DetectorConfig, TilingConfig
+    from edge.judge.detector.config import DetectorConfig, TilingConfig
 
     # The recipe's schedule keys (fine-tuning: no warm-up) reach ultralytics as they are.
     recipe = tmp_path / "finetune.yaml"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from edge.errors import LinesideError
-from edge.modelcard import ModelCard, read_card, sha256_file, write_card
+from edge.modelstore.card import ModelCard, read_card, sha256_file, write_card
 from training.demo_model import _offline_ultralytics
 from training.export import onnx_export
 from training.quantize import quantize_model

@@ -15,9 +15,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.detector.detector import Detector
-from edge.modelcard import InputSpec, ModelCard, Thresholds, TrainingInfo, read_card, sha256_file, write_card
-from edge.thresholds import choose_thresholds
+from edge.judge.detector.detector import Detector
+from edge.judge.thresholds import choose_thresholds
+from edge.modelstore.card import (
+    InputSpec,
+    ModelCard,
+    Thresholds,
+    TrainingInfo,
+    read_card,
+    sha256_file,
+    write_card,
+)
 from training import synth
 from training.export import OPSET as EXPORT_OPSET
 from training.export import code_version, export_onnx, validate_onnx

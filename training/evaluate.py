@@ -9,115 +9,26 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.atomic import atomic_write_text
-from edge.detector.detector import Detector
 from edge.errors import LinesideError
-from edge.inspection import Detection
-from edge.modelcard import ModelCard, Thresholds, load_verified, read_card, write_card
+from edge.judge.detector.detector import Detector
+from edge.judge.inspection import Detection
+from edge.judge.thresholds import ScoredPart, choose_thresholds
+from edge.judge.thresholds import evaluate as operating_point
+from edge.modelstore.card import ModelCard, Thresholds, load_verified, read_card, write_card
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
-from edge.thresholds import Operating, ScoredPart, choose_thresholds
-from edge.thresholds import evaluate as operating_point
 from training.evaldata import Split, check_classes, read_split, read_truth, split_fingerprint
+from training.evalreport import EvalReport, ScoredImage
 from training.metrics import IOU_THRESHOLDS, ClassStats, ImageBoxes, class_stats, confusion_matrix, mean_ap
 
 EVAL_FLOOR = 0.001  # like Ultralytics val: the PR curves need the weak detections too
 PROGRESS_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class ScoredImage:
-    """One evaluated image: its truth, the detector's boxes at the floor, and the part-level truth."""
-
-    image: Path
-    defective: bool
-    truth: ImageBoxes
-    predicted: ImageBoxes
-
-
-@dataclass(frozen=True)
-class EvalReport:
-    """Everything one evaluation measured; `to_json()` is the report file."""
-
-    model: dict[str, Any]
-    data: dict[str, Any]
-    classes: tuple[str, ...]
-    map50: float
-    map50_95: float
-    per_class: dict[str, dict[str, float]]
-    target_escape: float
-    chosen: Operating
-    card: Operating
-    confusion: list[list[int]]
-    timing: dict[str, float]
-    conf_floor: float
-    plots: tuple[str, ...] = ()
-    images: tuple[ScoredImage, ...] = field(default=(), repr=False, compare=False)
-
-    @property
-    def escape_rate(self) -> float:
-        return self.chosen.escape_rate
-
-    @property
-    def overkill_rate(self) -> float:
-        return self.chosen.overkill_rate
-
-    @property
-    def target_met(self) -> bool:
-        return self.chosen.escape_rate <= self.target_escape
-
-    def to_json(self) -> dict[str, Any]:
-        report: dict[str, Any] = _clean(
-            {
-                "model": self.model,
-                "data": self.data,
-                "classes": list(self.classes),
-                "conf_floor": self.conf_floor,
-                "box": {"mAP50": self.map50, "mAP50-95": self.map50_95, "per_class": self.per_class},
-                "part_level": {
-                    "target_escape_rate": self.target_escape,
-                    "target_met": self.target_met,
-                    "chosen": _operating_json(self.chosen),
-                    "card": _operating_json(self.card),
-                },
-                "confusion": {
-                    "labels": [*self.classes, "background"],
-                    "rows_truth_cols_predicted": self.confusion,
-                },
-                "timing": self.timing,
-                "plots": list(self.plots),
-            }
-        )
-        return report
-
-
-def _operating_json(op: Operating) -> dict[str, Any]:
-    return {
-        "thresholds": {k: round(v, 4) for k, v in op.thresholds.items()},
-        "escape_rate": op.escape_rate,
-        "overkill_rate": op.overkill_rate,
-        "escapes": list(op.escapes),
-        "overkills": list(op.overkills),
-    }
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN becomes null, floats are rounded to 6 places."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else round(float(value), 6)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _as_boxes(detections: Sequence[Detection]) -> ImageBoxes:

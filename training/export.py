@@ -15,7 +15,15 @@ from typing import Any
 
 from edge.atomic import atomic_write_bytes, atomic_write_text
 from edge.errors import LinesideError
-from edge.modelcard import InputSpec, ModelCard, Thresholds, TrainingInfo, read_card, sha256_file, write_card
+from edge.modelstore.card import (
+    InputSpec,
+    ModelCard,
+    Thresholds,
+    TrainingInfo,
+    read_card,
+    sha256_file,
+    write_card,
+)
 from training.train import offline_ultralytics
 
 OPSET = 17

@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.detector.decode import decode_yolov8
-from edge.detector.detector import Detector
-from edge.detector.preprocess import Preprocessor
 from edge.errors import LinesideError
-from edge.modelcard import ModelCard, read_card, sha256_file
+from edge.judge.detector.decode import decode_yolov8
+from edge.judge.detector.detector import Detector
+from edge.judge.detector.preprocess import Preprocessor
+from edge.modelstore.card import ModelCard, read_card, sha256_file
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
 from training.metrics import ImageBoxes, box_iou

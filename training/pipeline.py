@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import LinesideError
-from edge.modelcard import ModelCard, load_verified
+from edge.modelstore.card import ModelCard, load_verified
 from training.export import OPSET, export_model
 from training.fingerprint import DatasetSummary, read_data_yaml, scan_dataset, split_images
 from training.tiling import tile_dataset

@@ -15,12 +15,12 @@ import numpy as np
 matplotlib.use("Agg")  # before pyplot: no display, no GUI toolkit
 import matplotlib.pyplot as plt
 
-from edge.thresholds import ScoredPart
-from edge.thresholds import evaluate as operating_point
+from edge.judge.thresholds import ScoredPart
+from edge.judge.thresholds import evaluate as operating_point
 from training.metrics import ClassStats, pr_curve
 
 if TYPE_CHECKING:
-    from training.evaluate import EvalReport, ScoredImage
+    from training.evalreport import EvalReport, ScoredImage
 
 WORST_EACH = 8  # escapes and overkills shown in the grid
 SWEEP = np.round(np.linspace(0.01, 0.99, 99), 4)

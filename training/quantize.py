@@ -27,13 +27,13 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edge.detector.config import DetectorConfig
-from edge.detector.detector import Detector
-from edge.detector.preprocess import Preprocessor
 from edge.errors import LinesideError
-from edge.inspection import Verdict
-from edge.modelcard import ModelCard, load_verified, sha256_file, write_card
-from edge.rules import RoiConfig, decide, rules_from_card
+from edge.judge.detector.config import DetectorConfig
+from edge.judge.detector.detector import Detector
+from edge.judge.detector.preprocess import Preprocessor
+from edge.judge.inspection import Verdict
+from edge.judge.rules import RoiConfig, decide, rules_from_card
+from edge.modelstore.card import ModelCard, load_verified, sha256_file, write_card
 
 KeepFp32 = Literal["head-final", "head"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

@@ -1,7 +1,8 @@
 """The model registry's write side: add a version, verify it, promote it through the gate, roll back.
 
 A registry is a folder of `<name>/<version>/` (model.onnx, card.json, eval/report.json, parity.json) and, per
-name, `promoted.json` (edge/registry.py reads it; the appliance follows it). Nothing here imports torch.
+name, `promoted.json` (edge/modelstore/registry.py reads it and the appliance follows it).
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.atomic import atomic_write_text, fsync_dir
 from edge.errors import LinesideError
-from edge.modelcard import CARD_FILE, ModelCard, read_card
-from edge.registry import (
+from edge.modelstore.card import CARD_FILE, ModelCard, read_card
+from edge.modelstore.registry import (
     POINTER_FILE,
     Pointer,
     PointerEvent,
@@ -126,7 +127,7 @@ def _version_status(folder: Path) -> VersionStatus:
 def verify_version(registry: Path, name: str, version: str) -> ModelCard:
     """Card fields, sha256, an onnxruntime session whose input/output shapes match the card and its class
     count, and one warm-up inference; LinesideError (one line) on the first failure."""
-    from edge.detector.detector import Detector  # onnxruntime only when a model is really checked
+    from edge.judge.detector.detector import Detector  # onnxruntime only when a model is really checked
 
     folder = version_dir(registry, name, version)
     if not folder.is_dir():

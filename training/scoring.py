@@ -6,11 +6,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from edge.detector.detector import Detector
 from edge.errors import LinesideError
+from edge.judge.detector.detector import Detector
+from edge.judge.thresholds import ScoredPart
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
-from edge.thresholds import ScoredPart
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 FLOOR = 0.01  # report weak detections too, so thresholds can be chosen below the card's floor

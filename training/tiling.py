@@ -1,6 +1,7 @@
 """Cut a YOLO dataset into overlapping tiles for small defects on large frames (labels clipped per tile).
 
-The tile grid is edge's own (edge/detector/tiling.py), so training sees the tiles the appliance will cut.
+The tile grid is edge's own (edge/judge/detector/tiling.py), so training sees the tiles
+the appliance will cut.
 A box cut by a tile edge is kept, clipped, when at least `min_visibility` of its area is inside the tile.
 """
 
@@ -15,8 +16,8 @@ import cv2
 import numpy as np
 import yaml
 
-from edge.detector.tiling import tile_grid
 from edge.errors import LinesideError
+from edge.judge.detector.tiling import tile_grid
 from training.fingerprint import (
     SPLITS,
     DatasetSummary,

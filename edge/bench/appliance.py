@@ -16,10 +16,10 @@ from typing import IO, Any, Literal
 
 import yaml
 
-from edge.config import parse_config
-from edge.detector.config import DetectorConfig
 from edge.errors import LinesideError
-from edge.workers.entry import WORKER_ORDER
+from edge.judge.detector.config import DetectorConfig
+from edge.runtime.workers.entry import WORKER_ORDER
+from edge.station.config import parse_config
 
 KB_PER_MB = 1024.0  # /proc reports kB
 

@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.bench.stats import Spread, spread
-from edge.detector.config import DetectorConfig
-from edge.detector.detector import Detector
-from edge.detector.preprocess import Preprocessor
 from edge.errors import LinesideError
-from edge.rules import RoiConfig, RulesConfig, decide, rules_from_card
+from edge.judge.detector.config import DetectorConfig
+from edge.judge.detector.detector import Detector
+from edge.judge.detector.preprocess import Preprocessor
+from edge.judge.rules import RoiConfig, RulesConfig, decide, rules_from_card
 
 Frame = npt.NDArray[np.uint8]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

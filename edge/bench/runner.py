@@ -28,10 +28,10 @@ from edge.bench.report import BenchReport, EndToEnd, Startup, Throughput
 from edge.bench.robot import BenchRobot, PartTiming
 from edge.bench.stats import Spread, spread
 from edge.bench.stream import Finalised, InspectionStream
-from edge.detector.config import DetectorConfig
-from edge.detector.detector import Detector, auto_threads
 from edge.errors import LinesideError
-from edge.inspection import Verdict
+from edge.judge.detector.config import DetectorConfig
+from edge.judge.detector.detector import Detector, auto_threads
+from edge.judge.inspection import Verdict
 from edge.robotlink.registers import VerdictCode
 
 STREAM_QUIET_MS = 300  # the stream is drained once nothing came for this long

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import zmq
 
-from edge.messages import LedgerEvent
-from edge.transport import Receiver
+from edge.runtime.messages import LedgerEvent
+from edge.runtime.transport import Receiver
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.errors import LinesideError
 from edge.fleet.config import FleetConfig
-from edge.inspection import Verdict
-from edge.messages import LedgerEvent
+from edge.judge.inspection import Verdict
+from edge.runtime.messages import LedgerEvent
 
 log = logging.getLogger(__name__)
 

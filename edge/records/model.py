@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from edge.errors import ErrorCode
-from edge.inspection import Detection, Verdict
+from edge.judge.inspection import Detection, Verdict
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edge.errors import LinesideError
-from edge.inspection import Verdict
+from edge.judge.inspection import Verdict
 from edge.records.model import InspectionRecord
 from edge.records.schema import SELECT_RECORD, open_reader, row_to_record
 

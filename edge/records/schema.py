@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge.errors import LinesideError
-from edge.inspection import Detection, Verdict
+from edge.judge.inspection import Detection, Verdict
 from edge.records.model import InspectionRecord, detection_to_json
 
 DB_FILE = "records.db"

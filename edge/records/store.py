@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 
 from edge.errors import ErrorCode
-from edge.inspection import Verdict
+from edge.judge.inspection import Verdict
 from edge.records.config import RecordsConfig
 from edge.records.images import encode_image, image_relpath, remove_image, write_image
 from edge.records.model import InspectionRecord

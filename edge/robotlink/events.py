@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from edge.errors import ErrorCode
-from edge.inspection import Decision, Verdict
+from edge.judge.inspection import Decision, Verdict
 from edge.robotlink.registers import VerdictCode
 
 TriggerSource = Literal["robot", "internal"]

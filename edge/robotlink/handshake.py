@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from edge.errors import ErrorCode, LinesideError
-from edge.inspection import Decision, Verdict
+from edge.judge.inspection import Decision, Verdict
 from edge.robotlink import registers as reg
 from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.events import (
@@ -23,17 +22,10 @@ from edge.robotlink.events import (
     TriggerRequested,
     TriggerSource,
 )
+from edge.robotlink.ledger import LedgerPart, PartLedger
 from edge.robotlink.liveness import RobotHeartbeatWatch
 from edge.robotlink.registers import StatusBit, VerdictCode
 from edge.robotlink.resultblock import ResultRegisters
-
-
-@dataclass(frozen=True)
-class _Part:
-    seq: int
-    part_seq: int
-    t: float
-    source: TriggerSource
 
 
 class Handshake:
@@ -65,12 +57,10 @@ class Handshake:
         self._robot = [0] * reg.ROBOT_COUNT
         self._heartbeat = 1
         self._heartbeat_due = now + cfg.heartbeat_period_ms / 1000.0
-        # Parts in flight by part_seq, oldest first; more than one only for pipelined internal triggers.
-        self._in_flight: dict[int, _Part] = {}
+        self._ledger = PartLedger(self.boot_id, self.counters)
         self._internal_depth = 1
         self._last_trigger: int | None = None
         self._internal_seq = 0
-        self._part_seq = 0
         self._model_ready = False
         self._camera_ready = False
         self._stream_ready = True  # see set_stream_ready()
@@ -97,11 +87,11 @@ class Handshake:
     @property
     def in_flight_part_seq(self) -> int | None:
         """The oldest part in flight, if any."""
-        return next(iter(self._in_flight), None)
+        return self._ledger.oldest_seq()
 
     @property
     def in_flight_count(self) -> int:
-        return len(self._in_flight)
+        return len(self._ledger)
 
     def set_internal_depth(self, depth: int) -> None:
         """How many internally triggered parts may be in flight at once (free-run pipelining)."""
@@ -116,16 +106,8 @@ class Handshake:
     # ---- inputs ----
     def on_robot_write(self, offset: int, values: Sequence[int]) -> list[Event]:
         """Apply a robot write to the robot block; a new trigger is fully handled before this returns."""
+        reg.check_robot_write(offset, values)
         end = offset + len(values)
-        if not values or offset < reg.ROBOT_FIRST or end > reg.ROBOT_FIRST + reg.ROBOT_COUNT:
-            raise LinesideError(
-                f"robot link: write to {reg.register_name(offset)} x{len(values)} is outside the robot block "
-                f"({reg.register_name(reg.ROBOT_FIRST)}..{reg.register_name(reg.RECIPE)})"
-            )
-        if any(not 0 <= v <= 0xFFFF for v in values):
-            raise LinesideError(
-                f"robot link: write to {reg.register_name(offset)} has a value outside 0..65535"
-            )
         now = self._clock()
         events = self._expire_budget(now) + self._check_robot_heartbeat(now)
         before = list(self._robot)
@@ -170,7 +152,7 @@ class Handshake:
         measured on this handshake's clock from the trigger.
         """
         now = self._clock()
-        part = self._in_flight.get(part_seq)
+        part = self._ledger.get(part_seq)
         if part is None or boot_id != self.boot_id:
             self.counters.late_dropped += 1
             why = "from another boot" if boot_id != self.boot_id else "no longer in flight"
@@ -198,7 +180,7 @@ class Handshake:
             self._publish(
                 part, code, now, defect=defect, score=decision.top_confidence * 1000.0, position=position
             )
-        final = self._finalise(
+        final = self._ledger.finalise(
             part, now, decision.verdict, decision.error, decision.reasons, published=code, decision=decision
         )
         return [final]
@@ -221,7 +203,7 @@ class Handshake:
     def set_ready(self, model_ready: bool, camera_ready: bool) -> list[Event]:
         """Model warmed up, camera delivering. Losing either faults the part in flight (never passes it)."""
         self._model_ready, self._camera_ready = model_ready, camera_ready
-        if not self._in_flight or (model_ready and camera_ready):
+        if not len(self._ledger) or (model_ready and camera_ready):
             return []
         error = ErrorCode.CAMERA if not camera_ready else ErrorCode.MODEL
         return self._fault_in_flight(self._clock(), error, f"{error.kind} lost while the part was in flight")
@@ -280,7 +262,7 @@ class Handshake:
         bits = StatusBit(0)
         if self.ready:
             bits |= StatusBit.READY
-        if self._in_flight:
+        if len(self._ledger):
             bits |= StatusBit.BUSY
         if self._result.valid:
             bits |= StatusBit.RESULT_VALID
@@ -311,21 +293,21 @@ class Handshake:
         """Register a part: orphan the one in flight, clear the result, ACK, then inspect or refuse it."""
         events: list[Event] = []
         depth = self._internal_depth if source == "internal" else 1
-        while len(self._in_flight) >= depth:
-            oldest = next(iter(self._in_flight.values()))
+        while len(self._ledger) >= depth:
+            oldest = self._ledger.parts()[0]
             self.counters.superseded += 1
             reason = f"FAULT (overload): superseded by trigger {seq} before its result"
             events.append(
-                self._finalise(oldest, now, Verdict.FAULT, ErrorCode.OVERLOAD, (reason,), published=None)
+                self._ledger.finalise(
+                    oldest, now, Verdict.FAULT, ErrorCode.OVERLOAD, (reason,), published=None
+                )
             )
         self._last_trigger = seq
-        self._part_seq += 1
-        self.counters.triggers += 1
-        part = _Part(seq, self._part_seq, now, source)
+        part = self._ledger.new_part(seq, now, source)
         self._result.acknowledge(seq)
         refusal = self._refusal()
         if refusal is None:
-            self._in_flight[part.part_seq] = part
+            self._ledger.admit(part)
             events.append(TriggerRequested(seq, part.part_seq, self.boot_id, now, source))
             return events
         error, why = refusal
@@ -333,12 +315,14 @@ class Handshake:
         self.counters.errors += 1
         self._publish(part, VerdictCode.ERROR, now, error=error)
         reasons = (f"FAULT ({error.kind}): {why}",)
-        events.append(self._finalise(part, now, Verdict.FAULT, error, reasons, published=VerdictCode.ERROR))
+        events.append(
+            self._ledger.finalise(part, now, Verdict.FAULT, error, reasons, published=VerdictCode.ERROR)
+        )
         return events
 
     def _publish(
         self,
-        part: _Part,
+        part: LedgerPart,
         code: VerdictCode,
         now: float,
         *,
@@ -357,11 +341,11 @@ class Handshake:
             self._error_latched = True
 
     def _publish_late(
-        self, part: _Part, now: float, reasons: tuple[str, ...], decision: Decision | None
+        self, part: LedgerPart, now: float, reasons: tuple[str, ...], decision: Decision | None
     ) -> Finalised:
         self.counters.late_published += 1
         self._publish(part, VerdictCode.LATE, now, error=ErrorCode.TIMEOUT)
-        return self._finalise(
+        return self._ledger.finalise(
             part,
             now,
             Verdict.FAULT,
@@ -372,56 +356,22 @@ class Handshake:
             decision=decision,
         )
 
-    def _finalise(
-        self,
-        part: _Part,
-        now: float,
-        verdict: Verdict,
-        error: ErrorCode,
-        reasons: tuple[str, ...],
-        *,
-        published: VerdictCode | None,
-        late: bool = False,
-        decision: Decision | None = None,
-    ) -> Finalised:
-        """The one place a part leaves the ledger."""
-        if self._in_flight.get(part.part_seq) is part:
-            del self._in_flight[part.part_seq]
-        self.counters.inspections += 1
-        if verdict is Verdict.FAULT:
-            self.counters.faults += 1
-        latency_ms = (now - part.t) * 1000.0
-        return Finalised(
-            seq=part.seq,
-            part_seq=part.part_seq,
-            boot_id=self.boot_id,
-            verdict=verdict,
-            error=error,
-            reasons=reasons,
-            late=late,
-            published=published,
-            decision=decision,
-            latency_ms=latency_ms,
-            t_trigger=part.t,
-            source=part.source,
-        )
-
     def _fault_in_flight(self, now: float, error: ErrorCode, why: str) -> list[Event]:
         """Publish ERROR for every part in flight (oldest first) and finalise each as FAULT."""
         events: list[Event] = []
-        for part in list(self._in_flight.values()):
+        for part in self._ledger.parts():
             self.counters.errors += 1
             self._publish(part, VerdictCode.ERROR, now, error=error)
             reasons = (f"FAULT ({error.kind}): {why}",)
             events.append(
-                self._finalise(part, now, Verdict.FAULT, error, reasons, published=VerdictCode.ERROR)
+                self._ledger.finalise(part, now, Verdict.FAULT, error, reasons, published=VerdictCode.ERROR)
             )
         return events
 
     def _expire_budget(self, now: float) -> list[Event]:
         budget = self._cfg.publish_budget_ms
         events: list[Event] = []
-        for part in list(self._in_flight.values()):
+        for part in self._ledger.parts():
             if (now - part.t) * 1000.0 <= budget:
                 continue
             self.counters.timeouts += 1
@@ -432,10 +382,12 @@ class Handshake:
     def _forget(self, now: float, why: str) -> list[Event]:
         """Clear the result and forget the sequence; the part in flight (if any) is orphaned as FAULT LINK."""
         events: list[Event] = []
-        for part in list(self._in_flight.values()):
+        for part in self._ledger.parts():
             self.counters.forgotten += 1
             reasons = (f"FAULT (link): {why} while the part was in flight",)
-            events.append(self._finalise(part, now, Verdict.FAULT, ErrorCode.LINK, reasons, published=None))
+            events.append(
+                self._ledger.finalise(part, now, Verdict.FAULT, ErrorCode.LINK, reasons, published=None)
+            )
         self._result.clear()
         self._last_trigger = None
         return events
@@ -444,7 +396,7 @@ class Handshake:
         control = self._robot_reg(reg.CONTROL)
         if control & reg.ControlBit.CLEAR_ERROR and not before & reg.ControlBit.CLEAR_ERROR:
             self.clear_error()
-        if self.enabled or not self._in_flight:
+        if self.enabled or not len(self._ledger):
             return []
         return self._fault_in_flight(
             now, ErrorCode.DISABLED, "ENABLE switched off while the part was in flight"

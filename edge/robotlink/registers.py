@@ -118,6 +118,18 @@ def register_name(offset: int) -> str:
     return REGISTER_NAMES.get(offset, f"offset {offset}")
 
 
+def check_robot_write(offset: int, values: Sequence[int]) -> None:
+    """A robot write must lie inside the robot block and hold 16-bit values (LinesideError naming it)."""
+    end = offset + len(values)
+    if not values or offset < ROBOT_FIRST or end > ROBOT_FIRST + ROBOT_COUNT:
+        raise LinesideError(
+            f"robot link: write to {register_name(offset)} x{len(values)} is outside the robot block "
+            f"({register_name(ROBOT_FIRST)}..{register_name(RECIPE)})"
+        )
+    if any(not 0 <= v <= 0xFFFF for v in values):
+        raise LinesideError(f"robot link: write to {register_name(offset)} has a value outside 0..65535")
+
+
 def result_word(verdict: VerdictCode, seq: int) -> int:
     """RESULT_WORD = verdict << 12 | (seq & 0x0FFF); always within 0..32767."""
     return (int(verdict) << 12) | (seq & 0x0FFF)

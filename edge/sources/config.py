@@ -1,4 +1,4 @@
-"""The `source:` section of the appliance config, and `open_source`, which turns it into a running source.
+"""The `source:` section of the appliance config (`edge/sources/opener.py` turns it into a running source).
 
 Every field is documented; unknown keys and fields that do not belong to the chosen kind are refused.
 """
@@ -12,7 +12,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import LinesideError
-from edge.sources.base import FrameSource
 
 _FILE_KINDS = ("folder", "video")
 _URL_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "udp", "tcp", "srt")
@@ -192,28 +191,3 @@ def parse_source_config(data: Mapping[str, Any], where: str = "source") -> Sourc
         field = ".".join(str(p) for p in first["loc"])
         at = f"{where}.{field}" if field else where
         raise LinesideError(f"{at}: {first['msg']}") from None
-
-
-def open_source(cfg: SourceConfig) -> FrameSource:
-    """Build the source `cfg` describes and open it (LinesideError for what the user must fix).
-
-    A live source that cannot connect yet is returned in state RECONNECTING, not raised: the
-    appliance keeps retrying and every trigger meanwhile gets a FAULT.
-    """
-    # Imported here: every process reads SourceConfig, only capture opens a source (and needs OpenCV).
-    from edge.sources.files import FolderSource, VideoFileSource
-    from edge.sources.live import LiveSource
-
-    source: FrameSource
-    if cfg.kind == "folder":
-        source = FolderSource(cfg)
-    elif cfg.kind == "video":
-        source = VideoFileSource(cfg)
-    elif cfg.kind == "genicam":
-        from edge.sources.genicam import GenicamSource  # the SDK is an optional extra, loaded only here
-
-        source = GenicamSource(cfg)
-    else:
-        source = LiveSource(cfg)
-    source.open()
-    return source

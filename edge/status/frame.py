@@ -12,9 +12,9 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from edge.inspection import Verdict
-from edge.messages import LedgerEvent
+from edge.judge.inspection import Verdict
 from edge.records.schema import IMAGES_DIR
+from edge.runtime.messages import LedgerEvent
 
 MIN_WIDTH = 480  # small frames are enlarged before drawing, so the labels stay legible
 COLOURS = {Verdict.ACCEPT: (60, 180, 60), Verdict.REJECT: (40, 40, 230), Verdict.FAULT: (0, 160, 255)}

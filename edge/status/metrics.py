@@ -13,8 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edge.errors import ErrorCode
-from edge.inspection import Verdict
-from edge.messages import LedgerEvent
+from edge.judge.inspection import Verdict
+from edge.runtime.messages import LedgerEvent
 from edge.status.state import StationState, fault_kind
 
 LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)

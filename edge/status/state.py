@@ -12,8 +12,8 @@ from collections import Counter, deque
 from typing import Any
 
 from edge.errors import ErrorCode
-from edge.inspection import Verdict
-from edge.messages import LedgerEvent
+from edge.judge.inspection import Verdict
+from edge.runtime.messages import LedgerEvent
 from edge.status.supervision import SupervisionReport
 
 LINK_SILENT_S = 2.0  # a robot link heartbeat older than this: the link is shown as down

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from edge.endpoints import Endpoints
 from edge.errors import LinesideError
-from edge.messages import Message
+from edge.runtime.endpoints import Endpoints
+from edge.runtime.messages import Message
 
 SUPERVISION_SOCKET = "supervision.sock"
 

@@ -19,7 +19,7 @@ from edge.bench import BenchOptions, BenchReport, render, run_bench
 from edge.bench.model import compare_floors, load_frames, open_detector, parse_frame_size
 from edge.bench.table import render_summary
 from edge.errors import LinesideError
-from edge.modelcard import load_verified, read_card
+from edge.modelstore.card import load_verified, read_card
 
 EXAMPLES = """examples:
   lineside bench                           demo model and parts: floor, detector, end-to-end, throughput, RSS

@@ -20,8 +20,8 @@ from calibration.boards import list_images, parse_target, read_gray
 from calibration.intrinsics import DEFAULT_MIN_SHARPNESS, MIN_VIEWS, IntrinsicsResult, calibrate_intrinsics
 from calibration.robot import RobotFit, fit_robot_plane, read_pairs
 from calibration.scale import TILT_VARIATION_PCT, ScaleMeasurement, measure_scale
-from edge.calibfile import CalibrationFile, CameraFrame, load_calibration, update_calibration
 from edge.errors import LinesideError
+from edge.station.calibfile import CalibrationFile, CameraFrame, load_calibration, update_calibration
 from lineside import __version__
 
 REFUSED, BAD_INPUT = 1, 2

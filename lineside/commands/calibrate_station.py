@@ -18,13 +18,13 @@ from calibration.frames import Image, grab_frames, load_if_present, read_image, 
 from calibration.roi import describe_roi, draw_roi, parse_polygon, parse_rect, save_roi
 from calibration.show import station_view
 from calibration.thresholds import propose_thresholds, write_thresholds
-from edge.calibfile import load_calibration
-from edge.calibsections import CheckLimits
-from edge.config import load_config
-from edge.detector.detector import Detector
 from edge.errors import LinesideError
-from edge.rules import RulesConfig, rules_from_card
-from edge.stationcheck import StationReference
+from edge.judge.detector.detector import Detector
+from edge.judge.rules import RulesConfig, rules_from_card
+from edge.station.calibfile import load_calibration
+from edge.station.calibsections import CheckLimits
+from edge.station.check import StationReference
+from edge.station.config import load_config
 
 BAD_INPUT = 2
 

@@ -153,7 +153,7 @@ def _import_records(args: argparse.Namespace) -> int:
         if args.records is not None:
             records_dir: Path = args.records
         else:
-            from edge.config import load_config
+            from edge.station.config import load_config
 
             records_dir = load_config(args.config).records.dir
         now = time.time()

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.config import RecipeConfig, load_config
-from edge.detector.config import DetectorConfig
-from edge.detector.detector import Detector
 from edge.errors import ErrorCode, LinesideError
-from edge.inspection import Decision
-from edge.inspector import Inspection, Inspector
+from edge.judge.detector.config import DetectorConfig
+from edge.judge.detector.detector import Detector
+from edge.judge.inspection import Decision
+from edge.judge.inspector import Inspection, Inspector
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
+from edge.station.config import RecipeConfig, load_config
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 

@@ -18,7 +18,7 @@ from typing import Literal, TextIO
 
 from edge.atomic import atomic_write_text
 from edge.errors import LinesideError
-from edge.inspection import Verdict
+from edge.judge.inspection import Verdict
 from edge.records.model import InspectionRecord
 from edge.records.query import export_csv, export_jsonl, query
 from edge.records.schema import DB_FILE
@@ -103,7 +103,7 @@ def _handle_mark(args: argparse.Namespace, config_resolver: ConfigResolver) -> i
 
 
 def _records_dir(config_path: Path) -> Path:
-    from edge.config import load_config
+    from edge.station.config import load_config
 
     return load_config(config_path).records.dir
 

@@ -21,10 +21,10 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from edge.errors import LinesideError
-from edge.messages import LedgerEvent
 from edge.robotlink.registers import VerdictCode
 from edge.robotlink.robot import FaultPlan, Inject, PartOutcome, RobotProgram, RunReport, default_hold_ms
 from edge.robotlink.robotrules import RegisterPort, RobotSettings
+from edge.runtime.messages import LedgerEvent
 from lineside.commands.robotsim_served import ServedRegisters
 from lineside.demo import DEMO_RESULTS, demo_parts_dir
 

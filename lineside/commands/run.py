@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from edge.config import LinesideConfig, load_config
 from edge.errors import LinesideError
-from edge.messages import LedgerEvent
-from edge.preflight import preflight
+from edge.runtime.messages import LedgerEvent
+from edge.station.config import LinesideConfig, load_config
+from edge.station.preflight import preflight
 from lineside.commands.summary import RunSummary
 
 EXAMPLES = """examples:
@@ -97,8 +97,8 @@ def _link_address(config: LinesideConfig) -> str:
 
 
 def run_line(config: LinesideConfig, out: TextIO, quiet: bool = False) -> int:
-    from edge.supervisor import Supervisor
-    from edge.systemd import notifier
+    from edge.runtime.supervisor import Supervisor
+    from edge.runtime.systemd import notifier
 
     summary = RunSummary()
 

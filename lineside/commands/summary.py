@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from edge.messages import LedgerEvent
+from edge.runtime.messages import LedgerEvent
 
 
 class RunSummary:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from edge.config import LinesideConfig, parse_config
+from edge.station.config import LinesideConfig, parse_config
 
 DEMO_MODEL = ("demo", "1.0.0")
 DEMO_RESULTS = "tcp://127.0.0.1:5571"  # the demo's stream of final inspections (demo.yaml publish.endpoint)

@@ -1,6 +1,6 @@
 """Doctor checks of the station's own files: the config, every recipe's model and calibration.
 
-They reuse what `lineside run --check` (edge.preflight) and the runtime use, but report every
+They reuse what `lineside run --check` (edge.station.preflight) and the runtime use, but report every
 problem on its own line instead of stopping at the first.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.calibfile import CalibrationFile, check_frame_size, load_calibration
-from edge.config import LinesideConfig, RecipeConfig, load_config
 from edge.errors import LinesideError
-from edge.modelcard import load_verified, read_card
-from edge.rules import check_rules, rules_from_card
+from edge.judge.rules import check_rules, rules_from_card
+from edge.modelstore.card import load_verified, read_card
+from edge.station.calibfile import CalibrationFile, check_frame_size, load_calibration
+from edge.station.config import LinesideConfig, RecipeConfig, load_config
 from lineside.doctor.report import Check, Status
 
 DAY_S = 86400.0

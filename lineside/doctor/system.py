@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.config import LinesideConfig
 from edge.errors import LinesideError
 from edge.records.schema import DB_FILE, open_reader
 from edge.robotlink.config import RobotLinkConfig
+from edge.station.config import LinesideConfig
 from lineside.doctor.report import Check, Status
 
 GIB = float(1 << 30)
@@ -39,7 +39,7 @@ def check_camera(
     config: LinesideConfig, timeout_s: float, line_running: bool
 ) -> tuple[Check, tuple[int, int] | None]:
     """Open the configured source briefly and read one frame; its (width, height) for the calibrations."""
-    from edge.sources.config import open_source  # OpenCV (and a camera SDK) only when this check runs
+    from edge.sources.opener import open_source  # OpenCV (and a camera SDK) only when this check runs
 
     started = time.monotonic()
     source = None

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.messages import LedgerEvent
 from edge.records.model import InspectionRecord
 from edge.records.query import query
 from edge.robotlink.registers import StatusBit, VerdictCode
+from edge.runtime.messages import LedgerEvent
 from lineside.soak.campaign import CampaignResult, Injection, PartSeen
 from lineside.soak.report import FaultRow
 

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from edge.bench.appliance import free_port
-from edge.config import parse_config
 from edge.errors import LinesideError
+from edge.station.config import parse_config
 
 DEFECTIVE = frozenset({"reject", "defective", "bad", "ng", "nok"})
 

@@ -7,7 +7,7 @@ import threading
 
 import zmq
 
-from edge.messages import LedgerEvent
+from edge.runtime.messages import LedgerEvent
 
 
 class FinalStream:

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import yaml
 
-from edge.calibfile import CameraFrame, check_frame_size
-from edge.config import load_config
-from edge.detector.detector import Detector
 from edge.errors import LinesideError
-from edge.preflight import preflight
+from edge.judge.detector.detector import Detector
 from edge.sources.base import FrameError
 from edge.sources.config import parse_source_config
 from edge.sources.imagecheck import read_image_file
+from edge.station.calibfile import CameraFrame, check_frame_size
+from edge.station.config import load_config
+from edge.station.preflight import preflight
 from tests.line import make_station
 from tests.models import ModelBox, make_yolo_model
 

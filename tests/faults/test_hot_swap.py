@@ -16,9 +16,9 @@ import yaml
 
 from edge.atomic import atomic_write_text
 from edge.errors import ErrorCode
+from edge.modelstore.registry import read_pointer
 from edge.records.model import InspectionRecord
 from edge.records.query import query
-from edge.registry import read_pointer
 from tests.faults.conftest import FaultReport, FaultRow
 from tests.line import RunningLine, make_station, running_line
 from tests.test_registry import make_version

@@ -17,7 +17,7 @@ import cv2
 
 from edge.atomic import atomic_write_text
 from edge.errors import LinesideError
-from edge.inspection import Verdict
+from edge.judge.inspection import Verdict
 from edge.records.marks import MARK_MEANING, Mark, read_marks
 from edge.records.model import InspectionRecord
 from edge.records.query import iso_utc, query

@@ -1,0 +1,75 @@
+"""The status worker: serves the local status page and Prometheus `/metrics` (optional, `status.enabled`).
+
+It only listens: final inspections from the robot link's publish stream and the supervisor's reports.
+Its HTTP server runs in a thread of this process, so no browser or scraper is ever on the line's path.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+
+from edge.runtime.messages import LedgerEvent
+from edge.runtime.transport import Receiver
+from edge.runtime.workers.base import Worker
+from edge.status.frame import LastFrame
+from edge.status.metrics import LineMetrics
+from edge.status.server import StatusServer
+from edge.status.state import StationState
+from edge.status.supervision import SupervisionReport, supervision_endpoint
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50
+DRAIN_MAX = 1000  # messages handled per step, so the heartbeat is never starved
+
+
+class StatusWorker(Worker):
+    name = "status"
+
+    def setup(self) -> None:
+        cfg, ep = self.config, self.endpoints
+        self.inspections: Receiver[LedgerEvent] = Receiver(
+            self.zmq, ep.publish, LedgerEvent, bind=False, sub=True, hwm=10000
+        )
+        self.reports: Receiver[SupervisionReport] = Receiver(
+            self.zmq, supervision_endpoint(ep), SupervisionReport, bind=False, sub=True, hwm=10, conflate=True
+        )
+        self.poller = zmq.Poller()
+        self.poller.register(self.inspections.socket, zmq.POLLIN)
+        self.poller.register(self.reports.socket, zmq.POLLIN)
+        quota_bytes = int(cfg.records.quota_mb * 1024 * 1024)
+        self.station = StationState(cfg.station.name, cfg.status.history, quota_bytes)
+        self.metrics = LineMetrics(self.station, cfg.records.dir)
+        frame = LastFrame(cfg.records.dir, cfg.records.image_format)
+        self.server = StatusServer(cfg.status.bind, cfg.status.port, self.station, self.metrics, frame)
+        self.server.start()
+        host, port = self.server.address
+        self.url = f"http://{host}:{port}/"
+        self.events = 0
+        log.info("status page at %s (metrics at %smetrics)", self.url, self.url)
+
+    def step(self) -> None:
+        ready = dict(self.poller.poll(POLL_MS))
+        if self.reports.socket in ready:
+            got = self.reports.recv(0)
+            if got is not None:
+                self.station.set_supervision(got[0])
+        if self.inspections.socket in ready:
+            for _ in range(DRAIN_MAX):
+                event = self.inspections.recv(0)
+                if event is None:
+                    break
+                self.station.add(event[0])
+                self.metrics.observe(event[0])
+                self.events += 1
+        self.detail = {"url": self.url, "events": self.events}
+
+    def teardown(self) -> None:
+        if hasattr(self, "server"):
+            self.server.close()
+        for name in ("inspections", "reports"):
+            receiver = getattr(self, name, None)
+            if receiver is not None:
+                receiver.close()

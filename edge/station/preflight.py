@@ -1,0 +1,41 @@
+"""Checks a station config against the files it names, without starting anything (`lineside run --check`)."""
+
+from __future__ import annotations
+
+from edge.errors import LinesideError
+from edge.judge.rules import check_rules, rules_from_card
+from edge.modelstore.card import load_verified
+from edge.station.calibfile import load_calibration
+from edge.station.config import LinesideConfig
+
+
+def preflight(config: LinesideConfig) -> list[str]:
+    """One line per verified item; raises LinesideError naming the first problem."""
+    checked: list[str] = []
+    for recipe in config.recipes:
+        card, onnx_path = load_verified(recipe.model)
+        rules = recipe.rules if recipe.rules is not None else rules_from_card(card)
+        try:
+            check_rules(rules, card.classes)
+        except LinesideError as exc:
+            raise LinesideError(f"recipes[{recipe.number}].rules: {exc}") from None
+        if recipe.calibration is not None:
+            calibration = load_calibration(recipe.calibration)
+            scale = f"{calibration.scale.mm_per_px:.4f} mm/px" if calibration.scale else "no scale"
+            size = f"{calibration.camera.width}x{calibration.camera.height}"
+            expected = (config.source.expected_width, config.source.expected_height)
+            if expected[0] is not None and expected != (calibration.camera.width, calibration.camera.height):
+                # Refuse now rather than fault every frame once the line is running.
+                raise LinesideError(
+                    f"recipes[{recipe.number}].calibration: {recipe.calibration} was made for {size} frames, "
+                    f"source.expected_width/height say {expected[0]}x{expected[1]}: recalibrate"
+                )
+            checked.append(f"recipe {recipe.number}: calibration for {size} frames, {scale}")
+        checked.append(
+            f"recipe {recipe.number} '{recipe.name}': model {card.name} {card.version} "
+            f"({onnx_path.name} sha256 ok, classes {', '.join(card.classes)})"
+        )
+    source = config.source
+    if source.kind in ("folder", "video") and source.path is not None and not source.path.exists():
+        raise LinesideError(f"source.path: {source.path} does not exist")
+    return checked
