@@ -248,14 +248,14 @@ def _settle(watcher: ModelWatcher) -> SwapOutcome:
 def test_watcher_swaps_in_a_promoted_version_and_reuses_the_previous_on_rollback(registry: Path) -> None:
     promote(registry, "part", "1.0.0")
     watcher, loaded = _watcher(registry)
-    first = loaded[1].detector
+    first = loaded[1].primary
     assert _settle(watcher) == SwapOutcome()  # the running model is the promoted one: nothing to do
     promote(registry, "part", "1.1.0")
     swapped = _settle(watcher).swapped
-    assert swapped[1].detector.card.version == "1.1.0"
+    assert swapped[1].primary.card.version == "1.1.0"
     rollback(registry, "part")
     back = _settle(watcher).swapped
-    assert back[1].detector is first  # still loaded: no new session for a one-step rollback
+    assert back[1].primary is first  # still loaded: no new session for a one-step rollback
     assert watcher.detail == {"model_swap": {"part": "running 1.0.0"}}
     watcher.close()
 
@@ -307,7 +307,7 @@ def test_class_change_is_accepted_only_when_the_recipe_allows_it(registry: Path)
     make_version(registry, "2.0.0", classes=("scratch", "pit", "dent"))
     promote(registry, "part", "2.0.0")
     swapped = _settle(watcher).swapped
-    assert swapped[1].detector.card.classes == ("scratch", "pit", "dent")
+    assert swapped[1].primary.card.classes == ("scratch", "pit", "dent")
     watcher.close()
 
 

@@ -36,11 +36,23 @@ class InputSpec(_Strict):
     dtype: Literal["float32", "float16", "uint8"] = Field("float32", description="Input tensor type.")
 
 
-class OutputSpec(_Strict):
-    """How the raw output tensor is decoded."""
+Task = Literal["detect", "classify", "anomaly"]
+# Each kind's output layout (docs/models.md, "Model kinds"):
+#   yolov8     detect:   one tensor (1, 4 + classes, anchors), boxes cx,cy,w,h in input pixels.
+#   class_map  classify: "scores" (1, classes) probabilities, classes[0] == "good"; "heatmap" (1, H, W) the
+#                        class activation map of the defect classes over the (letterboxed) input, >= 0.
+#   anomaly_map anomaly: "score" (1,) the image's anomaly score; "heatmap" (1, H, W) the patch distance to
+#                        the nearest good patch over the (letterboxed) input, in the score's units.
+LAYOUT_OF_TASK = {"detect": "yolov8", "classify": "class_map", "anomaly": "anomaly_map"}
 
-    layout: Literal["yolov8"] = Field(
-        "yolov8", description="Ultralytics v8/11 detection head: (1, 4 + classes, anchors), boxes cx,cy,w,h."
+
+class OutputSpec(_Strict):
+    """How the raw output tensors are decoded."""
+
+    layout: Literal["yolov8", "class_map", "anomaly_map"] = Field(
+        "yolov8",
+        description="yolov8: detection head (1, 4 + classes, anchors), boxes cx,cy,w,h; class_map: class "
+        "probabilities + class activation map; anomaly_map: anomaly score + anomaly map.",
     )
 
 
@@ -52,6 +64,45 @@ class Thresholds(_Strict):
     per_class: dict[str, float] = Field(
         default_factory=dict, description="Reject threshold per class name (confidence)."
     )
+    score: float | None = Field(
+        None,
+        ge=0.0,
+        description="classify/anomaly: the part is rejected at a score >= this (defect "
+        "probability for classify, anomaly score for anomaly).",
+    )
+    pixel: float | None = Field(
+        None, ge=0.0, description="anomaly: a heat-map pixel at or above this counts towards the defect area."
+    )
+    min_area_px: float = Field(
+        0.0, ge=0.0, description="anomaly: the area above `pixel` (frame px) a reject needs; 0 = any."
+    )
+
+
+class BackboneInfo(_Strict):
+    """The pretrained network a classify or anomaly model stands on, and the proof of its weights."""
+
+    name: str = Field(description="Architecture, e.g. tf_efficientnet_lite0.")
+    implementation: str = Field(description="The library that built it, with its version (e.g. timm 1.0.31).")
+    weights_package: str = Field(description="The registry package that shipped the weights, with version.")
+    weights_file: str = Field(description="The weights file inside that package.")
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the weights file.")
+    licence: str = Field(description="The weights' licence (SPDX id).")
+
+
+class AnomalyInfo(_Strict):
+    """What the anomaly model's memory bank of good patches holds, and how its threshold was chosen."""
+
+    bank_size: int = Field(gt=0, description="Rows (good patch features) in the memory bank.")
+    feature_dim: int = Field(gt=0, description="Length of one patch feature.")
+    chunk_rows: int = Field(gt=0, description="Bank rows per distance block: bounds the search's memory.")
+    coreset_ratio: float = Field(gt=0.0, le=1.0, description="Fraction of the good patches kept.")
+    layers: tuple[int, ...] = Field(min_length=1, description="Backbone stages whose features are used.")
+    threshold_source: Literal["validation", "good_quantile"] = Field(
+        description="validation: chosen on a split with defects for a target escape rate; good_quantile: "
+        "a quantile of good parts' scores times a margin (no defects seen)."
+    )
+    quantile: float | None = Field(None, gt=0.0, le=1.0, description="good_quantile: the quantile.")
+    margin: float | None = Field(None, ge=1.0, description="good_quantile: the factor above that quantile.")
 
 
 class TrainingInfo(_Strict):
@@ -69,7 +120,7 @@ class ModelCard(_Strict):
     schema_version: int = Field(CARD_SCHEMA, alias="schema")
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
-    task: Literal["detect"] = "detect"
+    task: Task = "detect"
     file: str = Field("model.onnx", description="ONNX file name inside the model folder.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     input: InputSpec
@@ -79,6 +130,8 @@ class ModelCard(_Strict):
     training: TrainingInfo
     metrics: dict[str, object] = Field(default_factory=dict, description="Metrics on the evaluation split.")
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    backbone: BackboneInfo | None = Field(None, description="classify/anomaly: the pretrained backbone.")
+    anomaly: AnomalyInfo | None = Field(None, description="anomaly: the memory bank and threshold origin.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -91,6 +144,18 @@ class ModelCard(_Strict):
             raise ValueError(f"thresholds.per_class names unknown classes {sorted(unknown)}")
         if "/" in self.file or "\\" in self.file or self.file.startswith("."):
             raise ValueError("file must be a plain file name inside the model folder")
+        if self.output.layout != LAYOUT_OF_TASK[self.task]:
+            raise ValueError(f"task {self.task} needs output.layout {LAYOUT_OF_TASK[self.task]}")
+        if self.task != "detect" and self.backbone is None:
+            raise ValueError(f"task {self.task} needs a backbone section")
+        if self.task == "classify" and (len(self.classes) < 2 or self.classes[0] != "good"):
+            raise ValueError("task classify needs classes ['good', <defect class>, ...]")
+        if (self.task == "anomaly") != (self.anomaly is not None):
+            raise ValueError("an anomaly section belongs to task anomaly, and task anomaly needs one")
+        if self.task != "detect" and self.thresholds.score is None:
+            raise ValueError(f"task {self.task} needs thresholds.score")
+        if self.task == "anomaly" and self.thresholds.pixel is None:
+            raise ValueError("task anomaly needs thresholds.pixel")
         return self
 
 
@@ -125,5 +190,8 @@ def write_card(model_dir: Path, card: ModelCard) -> Path:
     """Write the card atomically (temp file, fsync, rename)."""
     from edge.atomic import atomic_write_text
 
-    text = json.dumps(card.model_dump(mode="json", by_alias=True), indent=2, sort_keys=False) + "\n"
+    data = card.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if not data["thresholds"].get("min_area_px"):
+        del data["thresholds"]["min_area_px"]  # detect cards stay as older appliances read them
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     return atomic_write_text(model_dir / CARD_FILE, text)

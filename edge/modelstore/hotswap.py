@@ -16,8 +16,7 @@ from pathlib import Path
 
 from edge.errors import LinesideError
 from edge.judge.detector.config import DetectorConfig
-from edge.judge.detector.detector import Detector
-from edge.judge.inspector import Inspector
+from edge.judge.inspector import Inspector, Model, load_model
 from edge.modelstore.card import ModelCard, load_verified, read_card
 from edge.modelstore.registry import pointer_path, read_pointer, version_dir
 from edge.runtime.placement import Placement, pin_thread, pinned
@@ -50,8 +49,11 @@ def load_inspectors(
     model_dir: Path,
     detector_cfg: DetectorConfig,
     placement: Placement | None = None,
+    stage_models: Mapping[Path, Model] | None = None,
 ) -> dict[int, Inspector]:
-    """A verified, warm detector from `model_dir` and an inspector per recipe; LinesideError if not.
+    """A verified, warm model from `model_dir` and an inspector per recipe; LinesideError if not.
+
+    The recipes' other stages keep their loaded models (`stage_models`, by folder): only `model` swaps.
 
     With a placement, the session's thread pool starts on the inference CPUs, and the rest of the work
     (verification, warm-up) runs on the service CPUs, beside the model that is judging parts.
@@ -59,9 +61,12 @@ def load_inspectors(
     if placement is not None:
         pin_thread(placement.service)
     with pinned(placement.inference if placement is not None else None):
-        detector = Detector(model_dir, detector_cfg)
-    detector.warmup()
-    return {r.number: Inspector.load(r.model_copy(update={"model": model_dir}), detector) for r in recipes}
+        model = load_model(model_dir, detector_cfg)
+    model.warmup()
+    return {
+        r.number: Inspector.load(r.model_copy(update={"model": model_dir}), model, stage_models)
+        for r in recipes
+    }
 
 
 def check_classes(running: ModelCard, candidate: ModelCard, allow_change: bool) -> None:
@@ -111,11 +116,11 @@ class _Watch:
 
     @property
     def card(self) -> ModelCard:
-        return next(iter(self.running.values())).detector.card
+        return next(iter(self.running.values())).primary.card
 
     @property
     def model_dir(self) -> Path:
-        return next(iter(self.running.values())).detector.model_dir.resolve()
+        return next(iter(self.running.values())).primary.model_dir.resolve()
 
 
 class ModelWatcher:
@@ -207,10 +212,11 @@ class ModelWatcher:
             load_verified(folder)  # the file on disk must still be the model that runs
             return None
         kept = next(iter(watch.previous.values()), None)
-        if kept is not None and folder == kept.detector.model_dir.resolve() and card == kept.detector.card:
+        if kept is not None and folder == kept.primary.model_dir.resolve() and card == kept.primary.card:
             load_verified(folder)  # rollback: the previous version is still loaded, and still on disk
             return dict(watch.previous)
-        return load_inspectors(watch.recipes, folder, self._cfg, self._placement)
+        stage_models = {p: m for i in watch.running.values() for p, m in i.stage_models().items()}
+        return load_inspectors(watch.recipes, folder, self._cfg, self._placement, stage_models)
 
     def _finish(self, watch: _Watch, job: _Job) -> SwapOutcome:
         watch.job = None

@@ -19,8 +19,10 @@ from edge.atomic import atomic_write_bytes, fsync_dir
 from edge.records.model import InspectionRecord
 from edge.records.schema import IMAGES_DIR
 
-# <boot>-<seq>-<VERDICT>.<ext>; the same name tells recover() which record an orphan belonged to.
-_IMAGE_NAME = re.compile(r"^(\d+)-(\d+)-(ACCEPT|REJECT|FAULT)\.(jpg|png)$")
+# <boot>-<seq>-<VERDICT>.<ext>, and beside it a stage's heat map <boot>-<seq>-<VERDICT>.heat-<stage>.png;
+# the same name tells recover() which record an orphan belonged to.
+_IMAGE_NAME = re.compile(r"^(\d+)-(\d+)-(ACCEPT|REJECT|FAULT)(\.heat-[A-Za-z0-9_-]+)?\.(jpg|png)$")
+_HEAT = ".heat-"
 
 
 def image_relpath(record: InspectionRecord, image_format: Literal["jpg", "png"]) -> str:
@@ -28,6 +30,29 @@ def image_relpath(record: InspectionRecord, image_format: Literal["jpg", "png"])
     day = datetime.fromtimestamp(record.triggered_at, tz=timezone.utc).strftime("%Y-%m-%d")
     name = f"{record.boot_id}-{record.seq}-{record.verdict.value}.{image_format}"
     return str(PurePosixPath(IMAGES_DIR, day, name))
+
+
+def heat_relpath(image_relpath: str, stage: str) -> str:
+    """Where a stage's heat map of the part lies: beside its image, named after it."""
+    stem = image_relpath.rsplit(".", 1)[0]
+    return f"{stem}{_HEAT}{stage}.png"
+
+
+def image_of_heat(relpath: str) -> str | None:
+    """The image path stem (without extension) a heat map file belongs to; None for any other file."""
+    stem = relpath.rsplit(".", 1)[0]
+    return stem.split(_HEAT, 1)[0] if _HEAT in stem else None
+
+
+def heat_files(records_dir: Path, image_relpath: str) -> dict[str, Path]:
+    """The heat maps kept beside a record's image, by stage."""
+    image = records_dir / image_relpath
+    prefix = image.name.rsplit(".", 1)[0] + _HEAT
+    found = {}
+    if image.parent.is_dir():
+        for path in sorted(image.parent.glob(f"{prefix}*.png")):
+            found[path.name[len(prefix) : -len(".png")]] = path
+    return found
 
 
 def parse_image_name(name: str) -> tuple[int, int] | None:
@@ -72,7 +97,9 @@ def write_image(records_dir: Path, relpath: str, data: bytes) -> None:
 
 
 def remove_image(records_dir: Path, relpath: str) -> bool:
-    """Delete an image file; False if it was already gone."""
+    """Delete an image file and the heat maps beside it; False if the image was already gone."""
+    for heat in heat_files(records_dir, relpath).values():
+        heat.unlink(missing_ok=True)
     try:
         os.unlink(records_dir / relpath)
     except FileNotFoundError:

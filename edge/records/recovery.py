@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.records.images import is_temp_name, parse_image_name
+from edge.records.images import image_of_heat, is_temp_name, parse_image_name
 from edge.records.schema import IMAGES_DIR, QUARANTINE_DIR, transaction
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def recover(conn: sqlite3.Connection, records_dir: Path) -> RecoveryReport:
     images_root = records_dir / IMAGES_DIR
     rows = conn.execute("SELECT id, image_path FROM inspections WHERE image_path IS NOT NULL")
     referenced: dict[str, int] = {path: row_id for row_id, path in rows}
+    referenced_stems = {path.rsplit(".", 1)[0] for path in referenced}
     present: set[str] = set()
     temp_removed = leftovers_removed = 0
     quarantined: list[str] = []
@@ -67,6 +68,8 @@ def recover(conn: sqlite3.Connection, records_dir: Path) -> RecoveryReport:
                 temp_removed += 1
             elif rel in referenced:
                 present.add(rel)
+            elif image_of_heat(rel) in referenced_stems:
+                pass  # a heat map beside a kept image
             elif _row_says_evicted(conn, name):
                 _unlink(full)
                 leftovers_removed += 1

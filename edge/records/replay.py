@@ -20,6 +20,7 @@ from edge.runtime.messages import LedgerEvent
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class _Segment:
     boot_id: int

@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +24,7 @@ import numpy as np
 from edge.errors import ErrorCode
 from edge.judge.inspection import Verdict
 from edge.records.config import RecordsConfig
-from edge.records.images import encode_image, image_relpath, remove_image, write_image
+from edge.records.images import encode_image, heat_relpath, image_relpath, remove_image, write_image
 from edge.records.model import InspectionRecord
 from edge.records.recovery import RecoveryReport, recover
 from edge.records.schema import (
@@ -169,19 +170,25 @@ class RecordStore:
             raise UnknownRecordError(f"no record for {boot_id}:{seq}")
         return row_to_record(row)
 
-    def add(self, record: InspectionRecord, image: np.ndarray | None = None) -> InspectionRecord:
+    def add(
+        self,
+        record: InspectionRecord,
+        image: np.ndarray | None = None,
+        heatmaps: Mapping[str, bytes] | None = None,
+    ) -> InspectionRecord:
         """Store a record (and its image if the policy keeps it); returns the record as stored.
 
         Raises DuplicateRecordError if (boot_id, seq) is already stored; nothing is changed then.
         An image that cannot be encoded or written is logged and counted; the record is still stored,
-        because a part without a record is worse than a record without a picture.
+        because a part without a record is worse than a record without a picture. `heatmaps` (PNG bytes by
+        stage) are kept beside the image, with it, and leave with it under the quota.
         """
         if record.image_path is not None or record.image_evicted:
             raise ValueError(f"record {record.boot_id}:{record.seq}: image_path is set by the store")
         with self._lock:
             if self._exists(record.boot_id, record.seq):
                 raise DuplicateRecordError(f"record {record.boot_id}:{record.seq} is already stored")
-            stored, image_bytes = self._save_image(record, image)
+            stored, image_bytes = self._save_image(record, image, heatmaps or {})
             try:
                 with transaction(self._db()) as conn:
                     conn.execute(INSERT_RECORD, record_to_row(stored, image_bytes))
@@ -274,18 +281,27 @@ class RecordStore:
             return True
         return False
 
-    def _save_image(self, record: InspectionRecord, image: np.ndarray | None) -> tuple[InspectionRecord, int]:
+    def _save_image(
+        self, record: InspectionRecord, image: np.ndarray | None, heatmaps: Mapping[str, bytes]
+    ) -> tuple[InspectionRecord, int]:
         if image is None or not self._wants_image(record):
             return record, 0
         relpath = image_relpath(record, self._cfg.image_format)
         try:
             data = encode_image(image, self._cfg.image_format, self._cfg.jpeg_quality)
+            # Heat maps first: the image's rename is what makes the set count (recover() keeps a heat
+            # map only beside a referenced image).
+            for stage, png in heatmaps.items():
+                write_image(self._dir, heat_relpath(relpath, stage), png)
             write_image(self._dir, relpath, data)
         except (ValueError, OSError) as exc:
+            for stage in heatmaps:
+                with contextlib.suppress(OSError):
+                    (self._dir / heat_relpath(relpath, stage)).unlink(missing_ok=True)
             self._image_errors += 1
             log.error("record %s:%s: image not saved (%s); record kept", record.boot_id, record.seq, exc)
             return record, 0
-        return replace(record, image_path=relpath), len(data)
+        return replace(record, image_path=relpath), len(data) + sum(len(png) for png in heatmaps.values())
 
     def _enforce_quota(self) -> set[tuple[int, int]]:
         """Evict images until under quota; returns the (boot_id, seq) whose image went."""

@@ -89,6 +89,10 @@ class Result(Message):
     near_threshold: bool = False
     origin: str = ""
     recipe_name: str = ""
+    stages: tuple[dict[str, object], ...] = Field(
+        (),
+        description="Each judge's own verdict, score, threshold, margin and reasons (edge/judge/stage.py).",
+    )
 
     def decision(self) -> Decision:
         return Decision(
@@ -135,6 +139,9 @@ class ImageNote(Message):
     boot_id: int
     seq: int
     shape: tuple[int, int, int]
+    heatmaps: dict[str, str] = Field(
+        default_factory=dict, description="Per stage, its heat map over the frame as a base64 grey PNG."
+    )
 
 
 class Heartbeat(Message):

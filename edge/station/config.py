@@ -64,6 +64,35 @@ class RegistryModelConfig(_Section):
     )
 
 
+class JudgeSettings(_Section):
+    """A stage's name and its overrides of the card's thresholds (classify and anomaly kinds)."""
+
+    name: str | None = Field(
+        None,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The stage's name in reasons and records; default: detector, classifier or anomaly.",
+    )
+    threshold: float | None = Field(
+        None, ge=0.0, description="classify/anomaly: reject at a score >= this; default: the card's."
+    )
+    pixel_threshold: float | None = Field(
+        None, ge=0.0, description="anomaly: heat-map level counted as defect area; default: the card's."
+    )
+    min_area_px: float | None = Field(
+        None, ge=0.0, description="anomaly: least defect area in frame px to reject; default: the card's."
+    )
+    min_area_mm2: float | None = Field(
+        None, ge=0.0, description="anomaly: least defect area in mm^2, used instead of px once calibrated."
+    )
+
+
+class StageConfig(JudgeSettings):
+    """One more judge of the part after the recipe's `model`: a detect, classify or anomaly model folder."""
+
+    model: Path = Field(description="Model folder with model.onnx and card.json (the card names the kind).")
+
+
 class RecipeConfig(_Section):
     """A product: the model, region of interest, rules and calibration used to judge it."""
 
@@ -82,6 +111,22 @@ class RecipeConfig(_Section):
         None, description="Per-class reject rules; default: the model card's per-class thresholds."
     )
     calibration: Path | None = Field(None, description="Calibration file giving mm per pixel (optional).")
+    stages: list[StageConfig] = Field(
+        default_factory=list,
+        max_length=7,
+        description="More judges after `model` (a chain): every stage judges the part, any REJECT or FAULT "
+        "wins, a stage that fails or is late is a FAULT. The frame is shared, never copied.",
+    )
+    model_settings: JudgeSettings = Field(
+        default_factory=JudgeSettings,
+        description="Name and thresholds for `model` itself when it is a classify or anomaly model.",
+    )
+    stage_timeout_ms: float | None = Field(
+        None,
+        gt=0,
+        description="A stage that takes longer than this on one part makes it a FAULT (timeout); default: "
+        "only the robot link's publish budget bounds the part.",
+    )
 
     @model_validator(mode="after")
     def _promoted_model(self) -> RecipeConfig:
@@ -208,6 +253,9 @@ def _resolve_paths(raw: Any, base: Path) -> Any:
             for key in ("model", "calibration"):
                 if isinstance(recipe.get(key), str):
                     recipe[key] = str((base / recipe[key]).resolve())
+            for stage in recipe.get("stages", []) or []:
+                if isinstance(stage, dict) and isinstance(stage.get("model"), str):
+                    stage["model"] = str((base / stage["model"]).resolve())
             registry = recipe.get("model_registry")
             if isinstance(registry, dict) and isinstance(registry.get("dir"), str):
                 registry["dir"] = str((base / registry["dir"]).resolve())

@@ -1,4 +1,5 @@
-"""`lineside inspect`: judge image files with the line's own detector and rules, one result per image."""
+"""`lineside inspect`: judge image files with the line's own judges (detector and rules, classifier, anomaly
+model, or a recipe's chain of them), one result per image."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from typing import Any
 
 from edge.errors import ErrorCode, LinesideError
 from edge.judge.detector.config import DetectorConfig
-from edge.judge.detector.detector import Detector
 from edge.judge.inspection import Decision
-from edge.judge.inspector import Inspection, Inspector
+from edge.judge.inspector import Inspection, Inspector, Model, load_model
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
 from edge.station.config import RecipeConfig, load_config
@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   lineside inspect --json images/                 one JSON object per image (boxes in image pixels)
   lineside inspect --model models/pcb/2.0 --config line.yaml --recipe 2 images/
   lineside inspect --json --min-confidence 0.05 val/   report weak detections too (for escape/overkill curves)
+  lineside inspect --json --model models/tiles-anomaly/1.0.0 tiles/   any model kind; each stage in "stages"
 exit status: 0 all judged, 1 some image was a FAULT (unreadable, corrupt), 2 bad arguments or model.
 """
 
@@ -63,9 +64,9 @@ def iter_images(paths: list[Path]) -> Iterator[Path]:
             yield path  # a missing or non-image file is reported as a FAULT line for that path
 
 
-def _recipe(args: argparse.Namespace, detector: Detector) -> RecipeConfig:
+def _recipe(args: argparse.Namespace, primary: Model) -> RecipeConfig:
     if args.config is None:
-        return RecipeConfig(number=0, name="inspect", model=detector.model_dir)
+        return RecipeConfig(number=0, name="inspect", model=primary.model_dir)
     config = load_config(args.config)
     number = args.recipe if args.recipe is not None else config.default_recipe
     recipe = config.recipe(number)
@@ -103,6 +104,7 @@ def judge(path: Path, inspector: Inspector, floor: float | None) -> dict[str, An
             {"class": d.class_name, "confidence": round(d.confidence, 4), "box": [round(v, 1) for v in d.box]}
             for d in inspection.detections
         ],
+        "stages": [stage.to_json() for stage in inspection.stages],
     }
 
 
@@ -111,8 +113,10 @@ def handle(args: argparse.Namespace) -> int:
         print("lineside inspect: --min-confidence must be between 0 and 1", file=sys.stderr)
         return 2
     try:
-        detector = Detector(_model_dir(args), DetectorConfig())
-        inspector = Inspector.load(_recipe(args, detector), detector)
+        primary = load_model(_model_dir(args), DetectorConfig())
+        recipe = _recipe(args, primary)
+        stage_models = {s.model: load_model(s.model, DetectorConfig()) for s in recipe.stages}
+        inspector = Inspector.load(recipe, primary, stage_models)
     except LinesideError as exc:
         print(f"lineside inspect: {exc}", file=sys.stderr)
         return 2

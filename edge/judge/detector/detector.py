@@ -99,9 +99,11 @@ class Detector:
         self._cfg = cfg or DetectorConfig()
         self._model_dir = Path(model_dir)
         self._card, onnx_path = load_verified(self._model_dir)
+        if self._card.task != "detect":
+            raise LinesideError(f"{onnx_path}: a {self._card.task} model, not a detector (card task)")
         self._label = f"{self._card.name} {self._card.version}"
-        self._session = _open_session(onnx_path, self._card, self._cfg)
-        self._input_name = _check_input(self._session, self._card, onnx_path)
+        self._session = open_session(onnx_path, self._card, self._cfg)
+        self._input_name = check_input(self._session, self._card, onnx_path)
         self._output_name = _check_output(self._session, self._card, onnx_path)
         self._preprocess = Preprocessor(self._card.input)
         self._tiler = make_tiler(self._card, self._cfg, self._session.get_inputs()[0].shape)
@@ -171,7 +173,8 @@ class Detector:
         return output
 
 
-def _open_session(onnx_path: Path, card: ModelCard, cfg: DetectorConfig) -> ort.InferenceSession:
+def open_session(onnx_path: Path, card: ModelCard, cfg: DetectorConfig) -> ort.InferenceSession:
+    """An onnxruntime session on the very bytes the card's sha256 names (LinesideError otherwise)."""
     # Load the very bytes that were hashed, so the file cannot change between the check and the load.
     data = onnx_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != card.sha256:
@@ -200,7 +203,8 @@ def _open_session(onnx_path: Path, card: ModelCard, cfg: DetectorConfig) -> ort.
     return session
 
 
-def _check_input(session: ort.InferenceSession, card: ModelCard, onnx_path: Path) -> str:
+def check_input(session: ort.InferenceSession, card: ModelCard, onnx_path: Path) -> str:
+    """The one image input's name, once its shape and type agree with the card."""
     inputs = session.get_inputs()
     spec = card.input
     expected = [1, 3, spec.height, spec.width]

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ErrorCode, LinesideError
-from edge.judge.detector.detector import Detector
-from edge.judge.inspector import Inspector
+from edge.judge.heatmaps import encode_heatmaps
+from edge.judge.inspector import Inspection, Inspector, Model, load_model
 from edge.modelstore.hotswap import ModelWatcher, current_model_dir
 from edge.runtime.framering import RingReader
 from edge.runtime.messages import FrameHeader, ImageNote, ModelRef, Result
@@ -57,25 +57,21 @@ class InferenceWorker(Worker):
         self.detail = {"load_error": self.load_error, **self.counts, **self.watcher.detail}
 
     def _load_recipes(self) -> dict[int, Inspector]:
-        detectors: dict[Path, Detector] = {}
+        models: dict[Path, Model] = {}
         loaded: dict[int, Inspector] = {}
         for recipe in self.config.recipes:
             model_dir = current_model_dir(recipe)
-            if model_dir not in detectors:
-                self.beat(force=True)
-                detector = Detector(model_dir, self.config.detector)
-                detector.warmup()
-                detectors[model_dir] = detector
-                log.info(
-                    "recipe %d (%s): model %s %s warmed up",
-                    recipe.number,
-                    recipe.name,
-                    detector.card.name,
-                    detector.card.version,
-                )
+            for folder in (model_dir, *(s.model for s in recipe.stages)):
+                if folder not in models:
+                    self.beat(force=True)
+                    models[folder] = model = load_model(folder, self.config.detector)
+                    model.warmup()
+                    card = model.card
+                    log.info("recipe %d (%s): %s model %s %s warmed up", recipe.number, recipe.name,
+                             card.task, card.name, card.version)  # fmt: skip
             # A rule naming a class the model does not know, a calibration for another model or lens:
             # refused now, for the whole recipe, not discovered part by part.
-            loaded[recipe.number] = Inspector.load(recipe, detectors[model_dir])
+            loaded[recipe.number] = Inspector.load(recipe, models[model_dir], models)
         return loaded
 
     def step(self) -> None:
@@ -100,12 +96,12 @@ class InferenceWorker(Worker):
         try:
             if header.slot is not None:
                 image = self.ring.view(header.slot)  # in place, in the shared frame ring, locked
-            result = self._judge(header, image)
+            result, heatmaps = self._judge(header, image)
             if header.slot is not None and not self.ring.still_there(header.slot):
                 raise FrameError(f"frame ring slot {header.slot.slot}: overwritten while inspected")
         except FrameError as exc:  # never a verdict on pixels that may be another part's
             result = Result.fault(header.trigger, ErrorCode.FRAME, str(exc), origin=header.origin)
-            image = None
+            image, heatmaps = None, {}
         # Milliseconds from the trigger to the frame's arrival here and to its result leaving: the
         # process hops around them are the rest of the part's time (lineside bench splits them out).
         since = header.trigger.t_trigger
@@ -113,43 +109,49 @@ class InferenceWorker(Worker):
         timings["result_out"] = (time.monotonic() - since) * 1000.0
         self.results.send(result.model_copy(update={"timings_ms": timings}))
         if image is not None:
-            self._keep_image(header, image)
+            self._keep_image(header, image, heatmaps)
         self.counts["faults" if result.error_code else "inspected"] += 1
         self.detail = {"load_error": self.load_error, **self.counts, **self.watcher.detail}
 
-    def _keep_image(self, header: FrameHeader, image: np.ndarray) -> None:
+    def _keep_image(self, header: FrameHeader, image: np.ndarray, heatmaps: dict[str, str]) -> None:
         """The part's image to the recorder, after its result: a copy, once its slot proved unchanged."""
         if header.slot is not None:
             image = image.copy()  # the slot is capture's again once this part is done
             if not self.ring.still_there(header.slot):
                 log.warning("part %d: frame overwritten before the recorder got it", header.trigger.seq)
                 return
-        note = ImageNote(boot_id=header.trigger.boot_id, seq=header.trigger.seq, shape=header.shape)
+        trigger = header.trigger
+        note = ImageNote(boot_id=trigger.boot_id, seq=trigger.seq, shape=header.shape, heatmaps=heatmaps)
         self.images.send(note, image)
 
-    def _judge(self, header: FrameHeader, image: np.ndarray | None) -> Result:
+    def _judge(self, header: FrameHeader, image: np.ndarray | None) -> tuple[Result, dict[str, str]]:
+        """The part's result, and its stages' heat maps (PNG, base64) for the recorder."""
+        result, inspection = self._result(header, image)
+        heatmaps = {} if inspection is None else encode_heatmaps(inspection.stages)
+        return result, heatmaps
+
+    def _result(self, header: FrameHeader, image: np.ndarray | None) -> tuple[Result, Inspection | None]:
         trigger = header.trigger
         extra: dict[str, object] = {"origin": header.origin}
         if image is None:
-            return Result.fault(trigger, ErrorCode.FRAME, "frame message carried no pixels", **extra)
+            return Result.fault(trigger, ErrorCode.FRAME, "frame message carried no pixels", **extra), None
         if self.load_error:
-            return Result.fault(trigger, ErrorCode.MODEL, self.load_error, **extra)
+            return Result.fault(trigger, ErrorCode.MODEL, self.load_error, **extra), None
         loaded = self.recipes.get(trigger.recipe)
         if loaded is None:
-            return Result.fault(
-                trigger, ErrorCode.RECIPE, f"recipe {trigger.recipe} is not configured", **extra
-            )
-        card = loaded.detector.card
+            why = f"recipe {trigger.recipe} is not configured"
+            return Result.fault(trigger, ErrorCode.RECIPE, why, **extra), None
+        card = loaded.primary.card
         extra.update(
             model=ModelRef(name=card.name, version=card.version, sha256=card.sha256),
             recipe_name=loaded.recipe.name,
         )
         if self.swap_fault:  # a refused model swap: shown once, as this part's FAULT (a reject)
             reason, self.swap_fault = self.swap_fault, ""
-            return Result.fault(trigger, ErrorCode.MODEL, reason, **extra)
+            return Result.fault(trigger, ErrorCode.MODEL, reason, **extra), None
         inspection = loaded.inspect(image)
         decision = inspection.decision
-        return Result(
+        result = Result(
             trigger=trigger,
             verdict=decision.verdict,
             reasons=decision.reasons,
@@ -160,8 +162,10 @@ class InferenceWorker(Worker):
             detections=tuple(d.to_json() for d in inspection.detections),
             timings_ms={"capture": header.capture_ms, **inspection.timings_ms},
             near_threshold=inspection.near_threshold,
+            stages=tuple(s.to_json() for s in inspection.stages),
             **extra,
         )
+        return result, inspection
 
     def teardown(self) -> None:
         if getattr(self, "watcher", None) is not None:

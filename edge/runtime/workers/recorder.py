@@ -7,6 +7,7 @@ sends the frame beside it. A part triggered under a robot-link boot that has sin
 
 from __future__ import annotations
 
+import base64
 import logging
 import sqlite3
 import time
@@ -69,11 +70,12 @@ class RecorderWorker(Worker):
         self.poller.register(self.ledger.socket, zmq.POLLIN)
         self.poller.register(self.images.socket, zmq.POLLIN)
         self.held_images: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self.held_heatmaps: dict[tuple[int, int], dict[str, bytes]] = {}
         self.open_parts: dict[tuple[int, int], Trigger] = {}
         self.waiting: dict[tuple[int, int], _Waiting] = {}
         self.boot_id: int | None = None
         self.counts = {"records": 0, "orphans_closed": 0, "duplicates": 0, "images_dropped": 0}
-        self.unwritten: deque[tuple[LedgerEvent, np.ndarray | None]] = deque()
+        self.unwritten: deque[tuple[LedgerEvent, np.ndarray | None, dict[str, bytes]]] = deque()
         self.next_retry = 0.0
         self.journal = JournalReplay(self.config.records.dir, JOURNAL_GRACE_S)
         self.next_journal = 0.0
@@ -122,8 +124,11 @@ class RecorderWorker(Worker):
             if image is None:
                 continue
             self.held_images[(note.boot_id, note.seq)] = image.copy()
+            if note.heatmaps:
+                self.held_heatmaps[(note.boot_id, note.seq)] = _png_bytes(note.heatmaps)
             while len(self.held_images) > MAX_HELD_IMAGES:
-                self.held_images.popitem(last=False)
+                dropped, _ = self.held_images.popitem(last=False)
+                self.held_heatmaps.pop(dropped, None)
                 self.counts["images_dropped"] += 1
 
     def _on_ledger(self, event: LedgerEvent) -> None:
@@ -157,15 +162,16 @@ class RecorderWorker(Worker):
     def _write(self, event: LedgerEvent, image: np.ndarray | None = None) -> None:
         key = (event.trigger.boot_id, event.trigger.seq)
         image = self.held_images.pop(key, image)
+        heatmaps = self.held_heatmaps.pop(key, {})
         if self.unwritten:  # keep the order: behind the records already waiting for the disk
-            self._hold(event, image)
+            self._hold(event, image, heatmaps)
             return
         record = record_from_event(event)
         try:
-            self.store.add(record, image)
+            self.store.add(record, image, heatmaps)
         except (sqlite3.Error, OSError) as exc:
             log.error("records: cannot write part %s (%s): held, retried every %.1f s", key, exc, RETRY_S)
-            self._hold(event, image)
+            self._hold(event, image, heatmaps)
             return
         except DuplicateRecordError:
             self._on_duplicate(event)
@@ -193,7 +199,7 @@ class RecorderWorker(Worker):
         """Write the journal's finals that never reached the database; close parts of dead boots."""
         try:
             due = self.journal.poll(force)
-            held = {event_key(e) for e, _ in self.unwritten}
+            held = {event_key(entry[0]) for entry in self.unwritten}
             for event in due if force else due[: LEDGER_BATCH * 5]:
                 key = event_key(event)
                 if key not in self.waiting and key not in held:  # else on its way to the database
@@ -219,11 +225,11 @@ class RecorderWorker(Worker):
         if not (self.unwritten and event_key(self.unwritten[-1][0]) == key):
             self.journal.settle(key)
 
-    def _hold(self, event: LedgerEvent, image: np.ndarray | None) -> None:
-        if image is not None and sum(img is not None for _, img in self.unwritten) >= MAX_HELD_RETRY_IMAGES:
-            image = None  # bounded memory: the record is kept, its picture is not
+    def _hold(self, event: LedgerEvent, image: np.ndarray | None, heatmaps: dict[str, bytes]) -> None:
+        if image is not None and sum(h[1] is not None for h in self.unwritten) >= MAX_HELD_RETRY_IMAGES:
+            image, heatmaps = None, {}  # bounded memory: the record is kept, its picture is not
             self.counts["images_dropped"] += 1
-        self.unwritten.append((event, image))
+        self.unwritten.append((event, image, heatmaps))
         self.counts["unwritten"] = len(self.unwritten)
 
     def _retry_unwritten(self, force: bool) -> None:
@@ -235,9 +241,9 @@ class RecorderWorker(Worker):
         for _ in range(held if force else LEDGER_BATCH):  # bounded per step, like the ledger
             if not self.unwritten:
                 break
-            event, image = self.unwritten[0]
+            event, image, heatmaps = self.unwritten[0]
             try:
-                self.store.add(record_from_event(event), image)
+                self.store.add(record_from_event(event), image, heatmaps)
             except DuplicateRecordError:
                 pass  # written before a failure was reported (e.g. the commit landed): the first stands
             except (sqlite3.Error, OSError):
@@ -279,6 +285,17 @@ class RecorderWorker(Worker):
         self.store.close()
         self.ledger.close()
         self.images.close()
+
+
+def _png_bytes(heatmaps: dict[str, str]) -> dict[str, bytes]:
+    """The note's heat maps as PNG bytes; one that is not base64 is dropped (a picture, not a verdict)."""
+    decoded = {}
+    for stage, data in heatmaps.items():
+        try:
+            decoded[stage] = base64.b64decode(data, validate=True)
+        except ValueError:
+            log.warning("heat map of stage %s is not base64: not kept", stage)
+    return decoded
 
 
 def _orphan_event(trigger: Trigger, reason: str) -> LedgerEvent:

@@ -1,0 +1,172 @@
+"""The classify and anomaly stages: from a model's score and heat map to this stage's verdict and reasons.
+
+classify rejects at a defect score (1 - P(good)) at or above its threshold; anomaly at an anomaly score at
+or above its threshold *and* an area of the heat map at or above the pixel threshold of at least the
+minimum area (px, or mm^2 once calibrated), both counted inside the region of interest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.geometry import Scale
+from edge.judge.inspection import Decision, Verdict
+from edge.judge.rules import RoiConfig
+from edge.judge.scoremap import MapOutput, ScoreMapModel
+from edge.judge.stage import StageResult, display_heatmap
+from edge.modelstore.card import ModelCard
+
+NEAR_THRESHOLD = 0.9  # a score at 90 % of its threshold or more is "near": such frames are kept
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """A recipe's overrides of the card's thresholds for one classify or anomaly stage."""
+
+    threshold: float | None = None
+    pixel: float | None = None
+    min_area_px: float | None = None
+    min_area_mm2: float | None = None
+
+
+@dataclass(frozen=True)
+class MapStage:
+    """A classify or anomaly model with its thresholds, region of interest and (optional) mm scale."""
+
+    name: str
+    model: ScoreMapModel
+    settings: MapSettings
+    roi: RoiConfig
+    first_class_id: int  # this stage's first defect class in the chain's class list
+
+    @property
+    def card(self) -> ModelCard:
+        return self.model.card
+
+    @property
+    def threshold(self) -> float:
+        chosen = self.settings.threshold
+        card_score = self.card.thresholds.score
+        assert card_score is not None  # the card's own validator requires it for these kinds
+        return card_score if chosen is None else chosen
+
+    def judge(self, frame: npt.NDArray[np.uint8], scale: Scale | None) -> StageResult:
+        """This stage's verdict on `frame`; InferenceError and LinesideError propagate to the chain."""
+        output = self.model.run(frame)
+        inside = _roi_mask(output, self.roi, frame.shape[1], frame.shape[0])
+        heat = np.where(inside, output.heatmap, 0.0).astype(np.float32)
+        row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        hottest = output.to_frame(float(col), float(row))
+        if self.card.task == "classify":
+            return self._classify(output, heat, hottest)
+        return self._anomaly(output, heat, hottest, scale)
+
+    def _model_ref(self) -> dict[str, str]:
+        card = self.card
+        return {"name": card.name, "version": card.version, "sha256": card.sha256}
+
+    def _classify(
+        self, output: MapOutput, heat: npt.NDArray[np.float32], hottest: tuple[float, float]
+    ) -> StageResult:
+        score, threshold = output.score, self.threshold
+        defect_scores = output.class_scores[1:]
+        worst = int(np.argmax(defect_scores))
+        named = "" if len(defect_scores) == 1 else f", {self.card.classes[worst + 1]}"
+        where = f"hottest at ({hottest[0]:.0f},{hottest[1]:.0f}) px"
+        if score >= threshold:
+            reason = f"REJECT: defect score {score:.2f} >= {threshold:.2f} ({self.name}{named}), {where}"
+            decision = Decision(
+                Verdict.REJECT, (reason,), top_class_id=self.first_class_id + worst, top_confidence=score
+            )
+        else:
+            reason = f"ACCEPT: defect score {score:.2f} < {threshold:.2f} ({self.name})"
+            decision = Decision(Verdict.ACCEPT, (reason,))
+        peak = float(heat.max())
+        return StageResult(
+            stage=self.name,
+            kind="classify",
+            model=self._model_ref(),
+            decision=decision,
+            score=score,
+            threshold=threshold,
+            hottest=hottest,
+            heatmap=display_heatmap(heat, peak / 2.0 if peak > 0 else 1.0),  # relative: a CAM has no units
+            timings_ms=output.timings_ms,
+            near_threshold=NEAR_THRESHOLD * threshold <= score < threshold,
+        )
+
+    def _anomaly(
+        self,
+        output: MapOutput,
+        heat: npt.NDArray[np.float32],
+        hottest: tuple[float, float],
+        scale: Scale | None,
+    ) -> StageResult:
+        card, settings = self.card, self.settings
+        threshold = self.threshold
+        pixel = settings.pixel if settings.pixel is not None else card.thresholds.pixel
+        assert pixel is not None  # required by the card for task anomaly
+        score = float(heat.max())  # inside the ROI and the frame (the letterbox border never counts)
+        area_px = float(np.count_nonzero(heat >= pixel)) * output.frame_px_per_map_px()
+        area_mm2 = None if scale is None else area_px * scale.mm_per_px**2
+        if settings.min_area_mm2 is not None and area_mm2 is not None:
+            area, minimum, unit = area_mm2, settings.min_area_mm2, "mm2"
+        else:
+            minimum = (
+                settings.min_area_px if settings.min_area_px is not None else card.thresholds.min_area_px
+            )
+            area, unit = area_px, "px"
+        where = f"hottest at ({hottest[0]:.0f},{hottest[1]:.0f}) px"
+        sized = f"area {area:.0f} {unit} >= {minimum:.0f} {unit}"
+        if score >= threshold and area >= minimum and area > 0:
+            reason = f"REJECT: anomaly score {score:.2f} >= {threshold:.2f} ({self.name}), {sized}, {where}"
+            decision = Decision(
+                Verdict.REJECT,
+                (reason,),
+                top_class_id=self.first_class_id,
+                top_confidence=_robot_score(score, threshold),
+            )
+        elif score >= threshold:
+            small = f"area {area:.0f} {unit} < {minimum:.0f} {unit}"
+            reason = f"ACCEPT: anomaly score {score:.2f} >= {threshold:.2f} but {small} ({self.name})"
+            decision = Decision(Verdict.ACCEPT, (reason,))
+        else:
+            decision = Decision(
+                Verdict.ACCEPT, (f"ACCEPT: anomaly score {score:.2f} < {threshold:.2f} ({self.name})",)
+            )
+        return StageResult(
+            stage=self.name,
+            kind="anomaly",
+            model=self._model_ref(),
+            decision=decision,
+            score=score,
+            threshold=threshold,
+            hottest=hottest,
+            area_px=area_px,
+            area_mm2=area_mm2,
+            heatmap=display_heatmap(heat, pixel),
+            timings_ms=output.timings_ms,
+            near_threshold=NEAR_THRESHOLD * threshold <= score < threshold,
+        )
+
+
+def _robot_score(score: float, threshold: float) -> float:
+    """The anomaly score as the robot's 0..1 SCORE: 0.5 at the threshold, 1.0 at twice it (robot-link.md)."""
+    return float(min(1.0, 0.5 * score / threshold)) if threshold > 0 else 1.0
+
+
+def _roi_mask(
+    output: MapOutput, roi: RoiConfig, frame_width: int, frame_height: int
+) -> npt.NDArray[np.bool_]:
+    """Which heat-map pixels lie inside the region of interest (all of them when there is none)."""
+    heat = output.heatmap
+    if roi.rect is None and roi.polygon is None:
+        return np.ones(heat.shape, dtype=bool)
+    roi.check_within(frame_width, frame_height)
+    rows, cols = np.indices(heat.shape, dtype=np.float64)
+    ratio = output.transform.ratio
+    points = np.stack([(cols.ravel() + 0.5) / ratio - 0.5, (rows.ravel() + 0.5) / ratio - 0.5], axis=1)
+    return np.asarray(roi.contains(points), dtype=bool).reshape(heat.shape)
