@@ -37,6 +37,7 @@ class InspectionRecord:
     image_path: str | None = None  # relative to the records dir; set by the store
     late_note: str = ""  # what mark_late() learned about the late result(s)
     image_evicted: bool = False  # the image was deleted to stay under the quota
+    stages: tuple[dict[str, Any], ...] = ()  # each judge's own verdict, score, threshold, margin, reasons
 
     def __post_init__(self) -> None:
         # Coerce a plain string ("REJECT") so that rows and JSON decode to the same value.
@@ -87,6 +88,7 @@ class InspectionRecord:
             "image_path": self.image_path,
             "late_note": self.late_note,
             "image_evicted": self.image_evicted,
+            "stages": list(self.stages),
         }
 
     @classmethod

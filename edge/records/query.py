@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from edge.errors import LinesideError
 from edge.judge.inspection import Verdict
 from edge.records.model import InspectionRecord
-from edge.records.schema import SELECT_RECORD, open_reader, row_to_record
+from edge.records.schema import open_reader, row_to_record, select_record
 
 CSV_COLUMNS = (
     "boot_id",
@@ -66,10 +66,10 @@ def query(
     if limit is not None and limit < 0:
         raise LinesideError(f"limit: must be >= 0, got {limit}")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    newest = f"{SELECT_RECORD}{where} ORDER BY triggered_at DESC, boot_id DESC, seq DESC LIMIT ?"
     params.append(-1 if limit is None else limit)  # LIMIT -1: no limit
     conn = open_reader(Path(db_path))
     try:
+        newest = f"{select_record(conn)}{where} ORDER BY triggered_at DESC, boot_id DESC, seq DESC LIMIT ?"
         rows = conn.execute(newest, params).fetchall()
     except sqlite3.DatabaseError as exc:
         raise LinesideError(f"{db_path}: cannot read records ({exc})") from exc

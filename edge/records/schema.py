@@ -19,7 +19,11 @@ from edge.records.model import InspectionRecord, detection_to_json
 DB_FILE = "records.db"
 IMAGES_DIR = "images"
 QUARANTINE_DIR = "quarantine"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 added `stages` (each judge's verdict, score, threshold, margin); the writer upgrades a version 1
+# database in place, and readers read one as it is (its records have no stages).
+_READABLE_VERSIONS = (1, SCHEMA_VERSION)
+_UPGRADE_1_TO_2 = "ALTER TABLE inspections ADD COLUMN stages TEXT NOT NULL DEFAULT '[]';"
 
 # keep_rank orders eviction: lowest rank goes first, oldest (lowest id) first within a rank.
 RANK_ACCEPT = 0
@@ -50,6 +54,7 @@ CREATE TABLE IF NOT EXISTS inspections (
     image_bytes    INTEGER NOT NULL DEFAULT 0,
     image_evicted  INTEGER NOT NULL DEFAULT 0,
     keep_rank      INTEGER NOT NULL,
+    stages         TEXT    NOT NULL DEFAULT '[]',
     UNIQUE (boot_id, seq)
 );
 CREATE INDEX IF NOT EXISTS inspections_by_time ON inspections (triggered_at);
@@ -60,9 +65,16 @@ CREATE INDEX IF NOT EXISTS inspections_images_by_eviction
 _RECORD_COLUMNS = (
     "boot_id, seq, part_id, recipe, verdict, reasons, error_code, detections, model_name, model_version, "
     "model_sha256, triggered_at, decided_at, latency_ms, near_threshold, late, late_note, image_path, "
-    "image_evicted"
+    "image_evicted, stages"
 )
 SELECT_RECORD = f"SELECT {_RECORD_COLUMNS} FROM inspections"
+_SELECT_RECORD_V1 = SELECT_RECORD.replace(", stages FROM", ", '[]' FROM")
+
+
+def select_record(conn: sqlite3.Connection) -> str:
+    """SELECT_RECORD for this database's schema version (a version 1 database has no stages column)."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    return _SELECT_RECORD_V1 if version == 1 else SELECT_RECORD
 
 
 def open_writer(
@@ -77,10 +89,12 @@ def open_writer(
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, *_READABLE_VERSIONS):
             raise LinesideError(f"{db_path}: records schema version {version}, expected {SCHEMA_VERSION}")
         if version == 0:
             _create_schema(conn)
+        elif version == 1:
+            _create_schema(conn, _UPGRADE_1_TO_2)  # also the writability probe
         else:
             _probe_writable(conn, db_path)
     except sqlite3.Error as exc:  # e.g. a read-only filesystem: no -wal/-shm can be created
@@ -103,9 +117,9 @@ def _probe_writable(conn: sqlite3.Connection, db_path: Path) -> None:
         raise LinesideError(f"{db_path}: records database is not writable ({exc})") from None
 
 
-def _create_schema(conn: sqlite3.Connection) -> None:
+def _create_schema(conn: sqlite3.Connection, ddl: str = _DDL) -> None:
     try:
-        conn.executescript(f"BEGIN IMMEDIATE;\n{_DDL}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+        conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
@@ -140,7 +154,7 @@ def open_existing(
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise LinesideError(f"{db_path}: not a readable records database ({exc})") from exc
-    if version != SCHEMA_VERSION:
+    if version not in _READABLE_VERSIONS:
         conn.close()
         raise LinesideError(f"{db_path}: records schema version {version}, expected {SCHEMA_VERSION}")
     return conn
@@ -190,6 +204,7 @@ def record_to_row(record: InspectionRecord, image_bytes: int) -> dict[str, Any]:
         "image_bytes": image_bytes,
         "image_evicted": int(record.image_evicted),
         "keep_rank": keep_rank(record),
+        "stages": json.dumps(list(record.stages)),
     }
 
 
@@ -204,7 +219,7 @@ def row_to_record(row: tuple[Any, ...]) -> InspectionRecord:
     """Decode one row of SELECT_RECORD."""
     (boot_id, seq, part_id, recipe, verdict, reasons, error_code, detections, model_name, model_version,
      model_sha256, triggered_at, decided_at, latency_ms, near_threshold, late, late_note, image_path,
-     image_evicted) = row  # fmt: skip
+     image_evicted, stages) = row  # fmt: skip
     return InspectionRecord(
         boot_id=int(boot_id),
         seq=int(seq),
@@ -225,4 +240,5 @@ def row_to_record(row: tuple[Any, ...]) -> InspectionRecord:
         image_path=image_path,
         late_note=late_note,
         image_evicted=bool(image_evicted),
+        stages=tuple(json.loads(stages)),
     )

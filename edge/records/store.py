@@ -31,10 +31,10 @@ from edge.records.schema import (
     DB_FILE,
     IMAGES_DIR,
     INSERT_RECORD,
-    SELECT_RECORD,
     open_writer,
     record_to_row,
     row_to_record,
+    select_record,
     transaction,
 )
 
@@ -164,7 +164,7 @@ class RecordStore:
     def get(self, boot_id: int, seq: int) -> InspectionRecord:
         """The stored record; raises UnknownRecordError if there is none."""
         with self._lock:
-            query = f"{SELECT_RECORD} WHERE boot_id = ? AND seq = ?"
+            query = f"{select_record(self._db())} WHERE boot_id = ? AND seq = ?"
             row = self._db().execute(query, (boot_id, seq)).fetchone()
         if row is None:
             raise UnknownRecordError(f"no record for {boot_id}:{seq}")

@@ -337,4 +337,5 @@ def record_from_event(event: LedgerEvent) -> InspectionRecord:
         latency_ms=latency,
         near_threshold=bool(result.near_threshold) if result is not None else False,
         late=event.late,
+        stages=tuple(result.stages) if result is not None else (),
     )
