@@ -220,3 +220,39 @@ def test_a_stage_named_twice_or_two_detectors_are_refused_at_load(tmp_path: Path
         _inspector(
             RecipeConfig(number=3, name="x", model=detector, stages=[StageConfig(model=detector, name="d2")])
         )
+
+
+def test_the_status_page_frame_draws_the_kept_heat_map_and_each_stage(tmp_path: Path) -> None:
+    import cv2
+
+    from edge.records.images import heat_relpath
+    from edge.status.frame import LastFrame, kept_image_path
+    from tests.test_status_state import _event
+
+    event = _event(7, Verdict.REJECT)
+    assert event.result is not None
+    stages = (
+        {"stage": "detector", "kind": "detect", "verdict": "ACCEPT", "score": None, "threshold": None},
+        {"stage": "anomaly", "kind": "anomaly", "verdict": "REJECT", "score": 0.8, "threshold": 0.5},
+    )
+    event = event.model_copy(update={"result": event.result.model_copy(update={"stages": stages})})
+    relpath = kept_image_path(event, "png").as_posix()
+    (tmp_path / relpath).parent.mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / relpath), dark_part(640, 480))
+    heat = np.zeros((120, 160), np.uint8)
+    heat[10:30, 120:150] = 255  # top right
+    cv2.imwrite(str(tmp_path / heat_relpath(relpath, "anomaly")), heat)
+    rendered = LastFrame(tmp_path, "png").render([event])
+    assert rendered is not None
+    picture = cv2.imdecode(np.frombuffer(rendered[1], np.uint8), cv2.IMREAD_COLOR)
+    hot, cold = picture[60:100, 500:580], picture[380:460, 60:140]
+    def redness(patch: np.ndarray) -> float:
+        return float(patch[..., 2].mean() - patch[..., 0].mean())
+
+    assert redness(hot) > 30 > abs(redness(cold))  # red where the map is hot, the grey part elsewhere
+    plain = LastFrame(tmp_path, "png")
+    (tmp_path / heat_relpath(relpath, "anomaly")).unlink()
+    rendered_plain = plain.render([event])
+    assert rendered_plain is not None
+    unheated = cv2.imdecode(np.frombuffer(rendered_plain[1], np.uint8), cv2.IMREAD_COLOR)
+    assert abs(redness(unheated[60:100, 500:580])) < 5

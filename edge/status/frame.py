@@ -1,4 +1,5 @@
-"""The page's "last frame": the newest image the recorder kept, with the result's detections drawn on it.
+"""The page's "last frame": the newest image the recorder kept, with the stages' heat maps under and the
+result's detections and each stage's verdict drawn on it.
 
 Read from the records folder (never from the live pipeline), so the page costs inference nothing.
 """
@@ -12,7 +13,9 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
+from edge.judge.heatmaps import overlay_all
 from edge.judge.inspection import Verdict
+from edge.records.images import heat_files
 from edge.records.schema import IMAGES_DIR
 from edge.runtime.messages import LedgerEvent
 
@@ -50,7 +53,34 @@ def annotate(image: np.ndarray, event: LedgerEvent) -> np.ndarray:
         )
     banner = f"{verdict.value}  part {event.trigger.part_id or event.trigger.seq}"
     cv2.putText(canvas, banner, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
+    stages = event.result.stages if event.result is not None else ()
+    for row, stage in enumerate(
+        stages if len(stages) > 1 or any(s.get("kind") != "detect" for s in stages) else ()
+    ):
+        text = _stage_line(stage)
+        y = 44 + 18 * row
+        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 3, cv2.LINE_AA)
+        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
     return canvas
+
+
+def _stage_line(stage: dict[str, object]) -> str:
+    """One stage as a short line: its name, verdict and score against its threshold."""
+    score, threshold = stage.get("score"), stage.get("threshold")
+    numbers = (
+        f" {score:.2f} / {threshold:.2f}" if isinstance(score, float) and isinstance(threshold, float) else ""
+    )
+    return f"{stage.get('stage')}: {stage.get('verdict')}{numbers}"
+
+
+def _heatmaps(records_dir: Path, image: Path) -> dict[str, np.ndarray]:
+    """The stages' heat maps kept beside the image (none for a detector-only recipe)."""
+    maps = {}
+    for stage, path in heat_files(records_dir, image.relative_to(records_dir).as_posix()).items():
+        heat = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if heat is not None:
+            maps[stage] = heat
+    return maps
 
 
 class LastFrame:
@@ -75,6 +105,7 @@ class LastFrame:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 continue  # evicted or half-read: try the next newest
+            image = overlay_all(np.asarray(image, dtype=np.uint8), _heatmaps(self.records_dir, path))
             ok, jpeg = cv2.imencode(".jpg", annotate(image, event), [cv2.IMWRITE_JPEG_QUALITY, 85])
             if not ok:
                 continue
