@@ -144,6 +144,6 @@ def dark_part(width: int = 160, height: int = 120) -> np.ndarray:
 
 def with_spot(frame: np.ndarray, x: int, y: int, radius: int, value: int = 255) -> np.ndarray:
     """The frame with a bright square spot centred at (x, y)."""
-    out = frame.copy()
+    out: np.ndarray = frame.copy()
     out[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1] = value
     return out

@@ -151,7 +151,7 @@ def test_a_stage_past_its_timeout_is_a_fault(tmp_path: Path) -> None:
 def test_a_card_that_lies_about_its_model_file_is_refused(
     tmp_path: Path, meta: dict[str, str], card_update: dict[str, int], message: str
 ) -> None:
-    model = make_map_model(tmp_path / "a", "anomaly", meta=meta, **card_update)
+    model = make_map_model(tmp_path / "a", "anomaly", meta=meta, **card_update)  # type: ignore[arg-type]
     with pytest.raises(LinesideError, match=message):
         ScoreMapModel(model)
 
@@ -245,6 +245,7 @@ def test_the_status_page_frame_draws_the_kept_heat_map_and_each_stage(tmp_path: 
     rendered = LastFrame(tmp_path, "png").render([event])
     assert rendered is not None
     picture = cv2.imdecode(np.frombuffer(rendered[1], np.uint8), cv2.IMREAD_COLOR)
+    assert picture is not None
     hot, cold = picture[60:100, 500:580], picture[380:460, 60:140]
     def redness(patch: np.ndarray) -> float:
         return float(patch[..., 2].mean() - patch[..., 0].mean())
@@ -255,4 +256,5 @@ def test_the_status_page_frame_draws_the_kept_heat_map_and_each_stage(tmp_path: 
     rendered_plain = plain.render([event])
     assert rendered_plain is not None
     unheated = cv2.imdecode(np.frombuffer(rendered_plain[1], np.uint8), cv2.IMREAD_COLOR)
+    assert unheated is not None
     assert abs(redness(unheated[60:100, 500:580])) < 5

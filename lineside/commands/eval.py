@@ -17,6 +17,8 @@ EXAMPLES = """examples:
   lineside eval --model M --data siteA --data siteB --data siteC --out reports/x   side-by-side table
   lineside eval --parity --model M --weights runs/x/weights/best.pt --data D --limit 50
   lineside eval --parity --model M-int8 --reference-model M --data D         INT8 against fp32
+  lineside eval --model models/tiles-anomaly/1.0.0 --data datasets/tiles --out reports/a   classify/anomaly
+  lineside eval --config line.yaml --recipe 2 --data D --out reports/chain   a recipe's chain of judges
 exit status: 0 done (parity passed), 1 parity failed or the escape target was missed with
 --write-thresholds, 2 bad arguments, model or data.
 """
@@ -30,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", type=Path, required=True, help="model folder (model.onnx + card.json)")
+    parser.add_argument("--model", type=Path, help="model folder (model.onnx + card.json), of any kind")
+    parser.add_argument("--config", type=Path, help="station config: evaluate its recipe's chain of judges")
+    parser.add_argument("--recipe", type=int, help="recipe number in --config (default: its default_recipe)")
     parser.add_argument(
         "--data",
         type=Path,
@@ -63,6 +67,10 @@ def handle(args: argparse.Namespace) -> int:
     try:
         if args.parity:
             return _parity(args)
+        if args.config is not None or (args.model is not None and _task(args.model) != "detect"):
+            return _evaluate_judges(args)
+        if args.model is None:
+            raise LinesideError("give --model (a model folder) or --config (a recipe's chain)")
         return _evaluate(args)
     except LinesideError as exc:
         print(f"lineside eval: {exc}", file=sys.stderr)
@@ -98,12 +106,41 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task(model: Path) -> str:
+    from edge.modelstore.card import read_card
+
+    return read_card(model).task
+
+
+def _evaluate_judges(args: argparse.Namespace) -> int:
+    """Classify and anomaly models, and recipes' chains: AUROC, escape/overkill, thresholds, plots."""
+    from training.judge_eval import evaluate_judges, stage_model_dirs
+    from training.judge_report import markdown, write_stage_thresholds
+    from training.judge_scores import recipe_for
+
+    if args.write_thresholds and len(args.data) != 1:
+        raise LinesideError(
+            "--write-thresholds needs exactly one --data (thresholds are chosen on one split)"
+        )
+    recipe = recipe_for(args.model, args.config, args.recipe)
+    reports = evaluate_judges(recipe, args.data, args.split, args.target_escape, args.out, not args.no_plots)
+    print(markdown(reports))
+    if args.out is not None:
+        print(f"report written to {args.out}", file=sys.stderr)
+    if args.write_thresholds:
+        for line in write_stage_thresholds(reports[0], stage_model_dirs(recipe)):
+            print(f"threshold written: {line}")
+    return 0
+
+
 def _parity(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from training.evaldata import read_split
     from training.parity import FP32_TOLERANCE, INT8_TOLERANCE, check_parity
 
+    if args.model is None:
+        raise LinesideError("--parity needs --model")
     if (args.weights is None) == (args.reference_model is None):
         raise LinesideError("--parity needs exactly one of --weights (PyTorch) or --reference-model (ONNX)")
     if len(args.data) != 1:
