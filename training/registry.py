@@ -127,7 +127,7 @@ def _version_status(folder: Path) -> VersionStatus:
 def verify_version(registry: Path, name: str, version: str) -> ModelCard:
     """Card fields, sha256, an onnxruntime session whose input/output shapes match the card and its class
     count, and one warm-up inference; LinesideError (one line) on the first failure."""
-    from edge.judge.detector.detector import Detector  # onnxruntime only when a model is really checked
+    from edge.judge.inspector import load_model  # onnxruntime only when a model is really checked
 
     folder = version_dir(registry, name, version)
     if not folder.is_dir():
@@ -137,9 +137,9 @@ def verify_version(registry: Path, name: str, version: str) -> ModelCard:
         raise LinesideError(
             f"{folder / CARD_FILE}: card says {card.name} {card.version}, the folder is {name}/{version}"
         )
-    detector = Detector(folder)
+    model = load_model(folder)  # a detector, or a classify/anomaly model checked against its file's metadata
     try:
-        detector.warmup()
+        model.warmup()
     except LinesideError as exc:
         raise LinesideError(f"{folder}: warm-up inference failed: {exc}") from None
     return card
@@ -194,6 +194,8 @@ def _operating_point(folder: Path, card: ModelCard) -> tuple[float, float]:
     """(escape, overkill) the eval report measured at the thresholds this card gives the line."""
     path = folder / EVAL_REPORT
     report = _read_json(path, "evaluation report")
+    if card.task != "detect":
+        return _judge_operating_point(path, report, card)
     try:
         if report["model"]["sha256"] != card.sha256:
             raise LinesideError(f"{path}: report is for another model file (sha256 differs); re-evaluate")
@@ -208,6 +210,22 @@ def _operating_point(folder: Path, card: ModelCard) -> tuple[float, float]:
     except (KeyError, TypeError, ValueError) as exc:
         raise LinesideError(f"{path}: not an evaluation report ({type(exc).__name__}: {exc})") from None
     raise LinesideError(f"{path}: report measured other thresholds than the card's; re-evaluate")
+
+
+def _judge_operating_point(path: Path, report: Mapping[str, Any], card: ModelCard) -> tuple[float, float]:
+    """A classify or anomaly model's (escape, overkill) at its card's score threshold (judge_report.py)."""
+    try:
+        (stage,) = report["stages"]
+        if stage["model"]["sha256"] != card.sha256:
+            raise LinesideError(f"{path}: report is for another model file (sha256 differs); re-evaluate")
+        for key in ("at_threshold_in_use", "chosen_for_target"):
+            point = stage[key]
+            threshold = float(card.thresholds.score or 0.0)
+            if point is not None and abs(float(point["threshold"]) - threshold) <= 1e-6:
+                return float(point["escape_rate"]), float(point["overkill_rate"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LinesideError(f"{path}: not an evaluation report ({type(exc).__name__}: {exc})") from None
+    raise LinesideError(f"{path}: report measured another threshold than the card's; re-evaluate")
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -226,6 +244,14 @@ def evaluate_version(folder: Path, data_dir: Path, gate: GateConfig, split: str 
     """Evaluate the version on `data_dir` through edge (training.evaluate) and write its report."""
     from training.evaluate import evaluate
 
+    if read_card(folder).task != "detect":
+        from training.judge_eval import evaluate_judges
+        from training.judge_scores import recipe_for
+
+        recipe = recipe_for(folder, None, None)
+        out = folder / EVAL_REPORT.parent
+        evaluate_judges(recipe, [data_dir], split, gate.max_escape_rate, out, plots=False)
+        return folder / EVAL_REPORT
     evaluate(folder, data_dir, split, gate.max_escape_rate, folder / EVAL_REPORT.parent, plots=False)
     return folder / EVAL_REPORT
 
