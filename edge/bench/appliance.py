@@ -47,6 +47,7 @@ def write_station(
     model_dir: Path,
     parts_dir: Path,
     detector: DetectorConfig,
+    stages: tuple[Path, ...] = (),
     mode: Literal["robot", "free_run"],
 ) -> Station:
     """Write `root/line.yaml` for the given trigger mode (free_run: takt 0, as fast as parts finish)."""
@@ -57,7 +58,14 @@ def write_station(
         "source": {"kind": "folder", "path": str(parts_dir), "loop": True},
         "trigger": {"mode": mode, "takt_ms": 0.0},
         "detector": detector.model_dump(mode="json", exclude_none=True),
-        "recipes": [{"number": 1, "name": "bench-part", "model": str(model_dir)}],
+        "recipes": [
+            {
+                "number": 1,
+                "name": "bench-part",
+                "model": str(model_dir),
+                "stages": [{"model": str(p)} for p in stages],
+            }
+        ],
         "default_recipe": 1,
         "robot_link": {
             "host": "127.0.0.1",

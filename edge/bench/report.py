@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.bench.appliance import ProcessMemory
+from edge.bench.stages import ChainBench
 from edge.bench.stats import Spread
 
 # Issue 7's targets, as ratios to the floor p50 (throughput: to 1 / floor p50).
@@ -17,6 +18,10 @@ TARGET_E2E_P99 = 1.30
 TARGET_THROUGHPUT = 0.95
 TARGET_RSS_MB = 400.0
 TARGET_READY_S = 3.0  # plus the model's warm-up
+# Issue 14's targets for chains of judges.
+TARGET_STAGE_P50 = 1.10  # each stage alone over its own session.run floor
+TARGET_SEARCH_SHARE = 0.30  # an anomaly model's bank search over the rest of its run (the backbone)
+TARGET_CHAIN_E2E_P50 = 1.15  # end to end over Modbus over the sum of the stages' floors
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class BenchReport:
     throughput: Throughput | None = None
     memory: list[ProcessMemory] = field(default_factory=list)
     startups: list[Startup] = field(default_factory=list)
+    chain: ChainBench | None = None  # with --stage: each judge and the chain in process
     notes: list[str] = field(default_factory=list)
 
     def floor_near(self, phase: str) -> float:

@@ -26,13 +26,17 @@ from edge.bench.model import (
 )
 from edge.bench.report import BenchReport, EndToEnd, Startup, Throughput
 from edge.bench.robot import BenchRobot, PartTiming
+from edge.bench.stages import ChainBench, measure_chain
 from edge.bench.stats import Spread, spread
 from edge.bench.stream import Finalised, InspectionStream
 from edge.errors import LinesideError
 from edge.judge.detector.config import DetectorConfig
 from edge.judge.detector.detector import Detector, auto_threads
 from edge.judge.inspection import Verdict
+from edge.judge.inspector import Inspector, load_model
+from edge.judge.mapstage import MapStage
 from edge.robotlink.registers import VerdictCode
+from edge.station.config import RecipeConfig, StageConfig
 
 STREAM_QUIET_MS = 300  # the stream is drained once nothing came for this long
 DRIFT = 1.15  # the floor moving more than this between phases is worth a note
@@ -59,6 +63,7 @@ class BenchOptions:
     appliance: bool = True  # False: in-process figures only
     peer: Callable[[Frame], object] | None = None
     peer_label: str = ""
+    stages: tuple[Path, ...] = ()  # more judges after the model: the chain is measured too
 
 
 def run_bench(options: BenchOptions) -> BenchReport:
@@ -91,6 +96,8 @@ def run_bench(options: BenchOptions) -> BenchReport:
         peer_label=o.peer_label,
     )
     report.notes += _input_notes(o, detector, frames)
+    if o.stages:
+        report.chain = _measure_chain(o, detector, frames)
     if o.appliance:
         parts_dir = o.parts_dir if o.frame_size is None else _write_frames(o.work_dir / "parts", frames)
 
@@ -106,6 +113,17 @@ def run_bench(options: BenchOptions) -> BenchReport:
         report.startups = [first, second]
         report.notes += _line_notes(report, o)
     return report
+
+
+def _measure_chain(o: BenchOptions, detector: Detector, frames: list[Frame]) -> ChainBench:
+    recipe = RecipeConfig(
+        number=1, name="bench-chain", model=o.model_dir, stages=[StageConfig(model=p) for p in o.stages]
+    )
+    inspector = Inspector.load(recipe, detector, {p: load_model(p, o.detector) for p in o.stages})
+    for stage in inspector.stages[1:]:
+        if isinstance(stage, MapStage):
+            stage.model.warmup()
+    return measure_chain(inspector, frames, iterations=o.iterations, warmup=o.warmup_iterations)
 
 
 def _describe_model(detector: Detector, cfg: DetectorConfig) -> dict[str, object]:
@@ -173,6 +191,7 @@ def _station(o: BenchOptions, parts_dir: Path, mode: str) -> Station:
     return write_station(
         o.work_dir / mode,
         model_dir=o.model_dir,
+        stages=o.stages,
         parts_dir=parts_dir,
         detector=o.detector,
         mode="robot" if mode == "robot" else "free_run",

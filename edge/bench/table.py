@@ -97,6 +97,40 @@ def _throughput_row(r: BenchReport) -> list[_Row]:
     ]
 
 
+def _chain_rows(r: BenchReport) -> list[_Row]:
+    """Each judge against its own floor, the anomaly search's share, the chain against the sum of floors."""
+    c = r.chain
+    if c is None:
+        return []
+    rows = []
+    for s in c.stages:
+        floor = s.floor.p50_ms
+        rows.append(
+            _timed(f"stage {s.name} ({s.kind}): floor, session.run (n={s.floor.count})", s.floor, floor)
+        )
+        ok = s.alone.p50_ms / floor <= rep.TARGET_STAGE_P50
+        target = f"p50 <= {rep.TARGET_STAGE_P50:.2f}x its floor: {_met(ok)}"
+        rows.append(_timed(f"  stage {s.name} alone: pre-process, run, verdict", s.alone, floor, target))
+        if s.search_share is not None:
+            met = _met(s.search_share <= rep.TARGET_SEARCH_SHARE)
+            target = f"<= {100 * rep.TARGET_SEARCH_SHARE:.0f} % of the backbone: {met}"
+            share = f"{100 * s.search_share:.0f} %"
+            rows.append(_Row("  bank search / rest of the model (onnxruntime profile)", share, target=target))
+    total = c.sum_of_floors_ms
+    rows.append(
+        _timed(f"chain in process, every stage (sum of floors {_ms(total)})", c.chain, total, "(vs the sum)")
+    )
+    e2e = r.end_to_end
+    if e2e is not None:
+        ratio = e2e.updated.p50_ms / total
+        met = _met(ratio <= rep.TARGET_CHAIN_E2E_P50)
+        target = f"p50 <= {rep.TARGET_CHAIN_E2E_P50:.2f}x the sum of floors: {met}"
+        rows.append(
+            _timed("chain end-to-end over Modbus (above), over the sum of floors", e2e.updated, total, target)
+        )
+    return rows
+
+
 def _process_rows(r: BenchReport) -> list[_Row]:
     rows: list[_Row] = []
     if r.memory:
@@ -137,7 +171,7 @@ def render(r: BenchReport) -> str:
         "",
     ]
     rows = [_Row("figure", "p50", "p99", "x floor", "x floor", "target (issue 7)")]
-    rows += _model_rows(r) + _e2e_rows(r) + _throughput_row(r) + _process_rows(r)
+    rows += _model_rows(r) + _chain_rows(r) + _e2e_rows(r) + _throughput_row(r) + _process_rows(r)
     widths = [max(len(getattr(row, name)) for row in rows) for name in ("label", "p50", "p99", "r50", "r99")]
     lines = []
     for row in rows:

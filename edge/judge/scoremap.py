@@ -86,6 +86,14 @@ class ScoreMapModel:
         for _ in range(self._cfg.warmup_runs):
             self.run(blank)
 
+    def run_raw(self, tensor: npt.NDArray[np.generic]) -> list[npt.NDArray[np.float32]]:
+        """The session on a prepared input tensor, outputs raw (the bench's floor)."""
+        try:
+            outputs = self._session.run(list(self._outputs), {self._input_name: tensor})
+        except Exception as exc:  # onnxruntime raises several unrelated types; all mean "no result"
+            raise InferenceError(f"model {self._label}: inference failed: {exc}") from exc
+        return [np.asarray(o, dtype=np.float32) for o in outputs]
+
     def run(self, image_bgr: npt.NDArray[np.uint8]) -> MapOutput:
         """Score and heat map of one BGR frame; InferenceError (never a low score) when the model fails."""
         frame = validate_frame(image_bgr)

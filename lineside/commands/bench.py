@@ -28,6 +28,7 @@ EXAMPLES = """examples:
   lineside bench --peer ultralytics        the same ONNX through ultralytics predict (train extra)
   lineside bench --suite --peer ultralytics  fp32 and INT8 at 320 and 640, one table each and a summary
   lineside bench --imgsz 640 --weights best.pt --int8   the model's own weights at 640, and its INT8 copy
+  lineside bench --stage models/demo-anomaly/1.0.0   the demo detector chained with a judge: each stage
   lineside bench --json > bench.json       for machines
 Figures are ratios to the floor (session.run on a ready tensor) measured in the same run: the machine
 may be noisy, the ratios less so. Benchmarks are not tests: nothing here fails on a slow figure.
@@ -72,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="robot: pause between reads (0: back to back)",
     )
     parser.add_argument("--model-only", action="store_true", help="in-process figures only, no appliance")
+    parser.add_argument(
+        "--stage",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a judge after the model (classify, anomaly); repeat for a chain: each stage and the chain",
+    )
     parser.add_argument("--peer", choices=("ultralytics",), help="also time this implementation")
     parser.add_argument("--json", action="store_true", help="the report as JSON")
     parser.set_defaults(handler=handle)
@@ -187,6 +196,7 @@ def options_from(
         appliance=not args.model_only,
         peer=peer,
         peer_label=label,
+        stages=tuple(args.stage),
     )
 
 
