@@ -14,11 +14,21 @@ def preflight(config: LinesideConfig) -> list[str]:
     checked: list[str] = []
     for recipe in config.recipes:
         card, onnx_path = load_verified(recipe.model)
-        rules = recipe.rules if recipe.rules is not None else rules_from_card(card)
-        try:
-            check_rules(rules, card.classes)
-        except LinesideError as exc:
-            raise LinesideError(f"recipes[{recipe.number}].rules: {exc}") from None
+        if card.task == "detect":
+            rules = recipe.rules if recipe.rules is not None else rules_from_card(card)
+            try:
+                check_rules(rules, card.classes)
+            except LinesideError as exc:
+                raise LinesideError(f"recipes[{recipe.number}].rules: {exc}") from None
+        for number, stage in enumerate(recipe.stages):
+            try:
+                stage_card, stage_path = load_verified(stage.model)
+            except LinesideError as exc:
+                raise LinesideError(f"recipes[{recipe.number}].stages[{number}]: {exc}") from None
+            checked.append(
+                f"recipe {recipe.number} stage {number + 1}: {stage_card.task} model {stage_card.name} "
+                f"{stage_card.version} ({stage_path.name} sha256 ok)"
+            )
         if recipe.calibration is not None:
             calibration = load_calibration(recipe.calibration)
             scale = f"{calibration.scale.mm_per_px:.4f} mm/px" if calibration.scale else "no scale"

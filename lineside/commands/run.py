@@ -38,6 +38,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--state-dir", type=Path, help="demo only: where records go (default: XDG state dir)")
     parser.add_argument("--quiet", action="store_true", help="no line per part, only the summary")
     parser.add_argument(
+        "--recipe",
+        type=int,
+        metavar="N",
+        help="the recipe free-running parts use (overrides default_recipe); the demo's recipe 2 chains "
+        "an anomaly model after the detector",
+    )
+    parser.add_argument(
         "--trigger",
         choices=("free_run", "robot"),
         help="override trigger.mode; `--trigger robot` lets a robot (or lineside robot-sim) drive the demo",
@@ -46,7 +53,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def resolve_config(
-    config_path: Path | None, state_dir: Path | None, max_parts: int | None, trigger: str | None = None
+    config_path: Path | None,
+    state_dir: Path | None,
+    max_parts: int | None,
+    trigger: str | None = None,
+    recipe: int | None = None,
 ) -> LinesideConfig:
     if config_path is None:
         from lineside.demo import demo_config
@@ -60,6 +71,11 @@ def resolve_config(
             # The demo's 60-part limit is one pass of its free-running takt; a robot decides how many.
             updates["max_parts"] = None
         config = config.model_copy(update=updates)
+    if recipe is not None:
+        if config.recipe(recipe) is None:
+            numbers = ", ".join(str(r.number) for r in config.recipes)
+            raise LinesideError(f"--recipe {recipe}: not a recipe of this config (it has {numbers})")
+        config = config.model_copy(update={"default_recipe": recipe})
     if max_parts is not None:
         if max_parts < 1:
             raise LinesideError("--max-parts: must be at least 1")
@@ -69,7 +85,7 @@ def resolve_config(
 
 def handle(args: argparse.Namespace) -> int:
     try:
-        config = resolve_config(args.config, args.state_dir, args.max_parts, args.trigger)
+        config = resolve_config(args.config, args.state_dir, args.max_parts, args.trigger, args.recipe)
     except LinesideError as exc:
         print(f"lineside run: {exc}", file=sys.stderr)
         return 1

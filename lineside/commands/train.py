@@ -1,4 +1,5 @@
-"""`lineside train`: train a detector offline on a YOLO-layout folder and export the model folder."""
+"""`lineside train`: train a model offline (a detector, a classifier or an anomaly model) and export the
+model folder."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ EXAMPLES = """examples:
   lineside train --data datasets/pcb --recipe training/recipes/deeppcb.yaml --device 0 --int8
   lineside train --data datasets/tiles --recipe r.yaml --tile 640 --tile-overlap 0.2 --imgsz 640
   lineside train --data datasets/pcb --recipe r.yaml --preview-augment augment.png   (and stop)
+  lineside train --kind classify --data datasets/tiles --imgsz 256 --epochs 8   part classifier (pretrained)
+  lineside train --kind anomaly --data datasets/tiles --coreset-ratio 0.01   good parts only, memory bank
 Re-running the same command resumes an interrupted run (from its last.pt) and skips finished steps.
 Never downloads: --model is a model YAML (built from scratch) or a local .pt checkpoint.
 exit status: 0 model written, 2 bad arguments or data, 1 training or export failed.
@@ -26,13 +29,20 @@ exit status: 0 model written, 2 bad arguments or data, 1 training or export fail
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a detector (ultralytics, offline) and export model.onnx + card.json",
-        description="Train on a YOLO-layout folder (data.yaml), export ONNX and write the model card.",
+        help="train a detector, classifier or anomaly model (offline) and export model.onnx + card.json",
+        description="Train on a YOLO-layout folder (data.yaml), export ONNX and write the model card. "
+        "--kind classify and anomaly stand on a pretrained EfficientNet-Lite0 (docs/judges.md).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--data", type=Path, required=True, help="YOLO-layout folder with data.yaml (or the data.yaml)")
+    add(
+        "--kind",
+        choices=("detect", "classify", "anomaly"),
+        default="detect",
+        help="detect (ultralytics detector, default), classify (part classifier), anomaly (good parts only)",
+    )
     add("--recipe", type=Path, help="training recipe YAML (training/recipes/); flags override its values")
     add("--model", help="model YAML (e.g. yolov8n.yaml) or a local .pt checkpoint (default yolov8n.yaml)")
     add("--name", help="model name (default: the recipe's, else the data folder's name)")
@@ -49,6 +59,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--tile", type=int, metavar="N", help="train on overlapping N-pixel tiles (small defects)")
     add("--tile-overlap", type=float, metavar="F", help="tile overlap fraction (default 0.2)")
     add("--plots", action=argparse.BooleanOptionalAction, default=None, help="ultralytics plots (default on)")
+    judges = parser.add_argument_group("classify and anomaly (--kind)")
+    judges.add_argument("--lr", type=float, help="classify: learning rate (default 5e-4)")
+    judges.add_argument("--target-escape", type=float, help="escape rate the threshold is chosen for (0.05)")
+    judges.add_argument("--coreset-ratio", type=float, help="anomaly: fraction of good patches kept")
+    judges.add_argument("--max-bank", type=int, help="anomaly: most memory-bank rows")
+    judges.add_argument("--chunk-rows", type=int, help="anomaly: bank rows per distance block (memory bound)")
+    judges.add_argument("--quantile", type=float, help="anomaly, good-only threshold: quantile (0.99)")
+    judges.add_argument("--margin", type=float, help="anomaly, good-only threshold: factor over it (1.10)")
+    judges.add_argument("--min-area-px", type=float, help="anomaly: least defect area to reject (0: any)")
     add(
         "--int8",
         action="store_true",
@@ -113,6 +132,13 @@ def _preview(args: argparse.Namespace, settings: TrainSettings) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.kind != "detect":
+        from lineside.commands.train_judges import handle_judge
+
+        folder = args.data if args.data.is_dir() else args.data.parent
+        return handle_judge(
+            args, "".join(c if c.isalnum() or c in "_.-" else "_" for c in folder.name) or "model"
+        )
     from training.train import load_settings, resolve_model
 
     try:

@@ -1,0 +1,84 @@
+"""`lineside train --kind classify|anomaly`: the pretrained-backbone kinds, from flags and an optional
+settings YAML (its keys are the settings' fields; flags win), written as model.onnx + card.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from edge.errors import LinesideError
+
+# Flags shared with the detector's `lineside train`, by the settings field they set.
+COMMON_FLAGS = ("imgsz", "epochs", "batch", "seed", "device", "workers", "lr", "target_escape")
+ANOMALY_FLAGS = ("coreset_ratio", "max_bank", "chunk_rows", "quantile", "margin", "min_area_px")
+_Settings = TypeVar("_Settings", bound=BaseModel)
+NOT_FOR_ANOMALY = ("epochs", "workers", "lr")  # nothing to fine-tune: features and a memory bank
+
+
+def _values(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if args.recipe is not None:
+        try:
+            loaded = yaml.safe_load(Path(args.recipe).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise LinesideError(f"{args.recipe}: cannot read the settings ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise LinesideError(f"{args.recipe}: expected a mapping of settings")
+        values.update({k: v for k, v in loaded.items() if k != "kind"})
+        if loaded.get("kind", args.kind) != args.kind:
+            raise LinesideError(f"{args.recipe}: kind {loaded['kind']} does not match --kind {args.kind}")
+    flags = COMMON_FLAGS + (ANOMALY_FLAGS if args.kind == "anomaly" else ())
+    for flag in flags:
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if args.kind == "anomaly" and flag in NOT_FOR_ANOMALY:
+            raise LinesideError(f"--{flag.replace('_', '-')}: an anomaly model is not trained in epochs")
+        values[flag] = value
+    if args.name is not None:
+        values["name"] = args.name
+    values.setdefault("name", name)
+    values["version"] = args.version
+    values["data"] = args.data
+    values["out"] = args.out or Path("models") / values["name"] / args.version
+    values["work"] = args.work or Path("build") / "train" / values["name"] / args.version
+    return values
+
+
+def _validated(model: type[_Settings], values: dict[str, Any], source: str) -> _Settings:
+    """Settings from a mapping; a one-line LinesideError naming the field."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise LinesideError(f"{source}: field '{field}': {first['msg']}") from None
+
+
+def handle_judge(args: argparse.Namespace, default_name: str) -> int:
+    """Train and export a classify or anomaly model; exit 2 on bad settings or data, 1 on a failed run."""
+    try:
+        values = _values(args, default_name)
+        if args.kind == "classify":
+            from training.classify_train import load_classify_settings, train_classifier
+
+            out = train_classifier(load_classify_settings(values, str(args.recipe or "command line")))
+        else:
+            from training.anomaly_train import AnomalySettings, train_anomaly
+
+            out = train_anomaly(_validated(AnomalySettings, values, str(args.recipe or "command line")))
+    except LinesideError as exc:
+        print(f"lineside train: {exc}", file=sys.stderr)
+        return 2
+    from edge.modelstore.card import read_card
+
+    card = read_card(out)
+    metrics = {k: v for k, v in card.metrics.items() if not isinstance(v, (dict, list))}
+    print(f"lineside train: wrote {out} ({card.task}, threshold {card.thresholds.score}, {metrics})")
+    return 0

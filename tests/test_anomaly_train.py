@@ -1,0 +1,286 @@
+"""The anomaly kind's training: a tiny PatchCore model trained offline on rendered parts, exported with its
+card, thresholds chosen (or refused) on held-out parts, the chunked bank search exact and memory-bounded."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from pydantic import ValidationError
+
+from edge.errors import LinesideError
+from edge.judge.detector.preprocess import Preprocessor
+from edge.modelstore.card import ModelCard, load_verified
+from training.anomaly_export import (
+    AnomalyModel,
+    NearestGood,
+    PatchFeatures,
+    export_anomaly,
+    model_metadata,
+    ort_session,
+    run_session,
+    to_patches,
+)
+from training.anomaly_threshold import auroc, choose_threshold
+from training.anomaly_train import AnomalySettings, find_data, load_image, train_anomaly
+from training.backbone import build_backbone, locate_weights
+from training.evaldata import read_split
+from training.synth import write_dataset
+
+torch.set_num_threads(1)
+IMGSZ = 128
+_ATTEMPTS: list[str] = []
+_WATCHING: list[bool] = []
+
+
+def _guard(event: str, args: tuple[Any, ...]) -> None:
+    if _WATCHING and event in {"socket.getaddrinfo", "socket.connect"}:
+        if event == "socket.connect" and isinstance(args[1], str):
+            return  # AF_UNIX
+        _ATTEMPTS.append(f"{event} {args[:2]!r}")
+        raise ConnectionRefusedError("test: no network")
+
+
+@functools.cache
+def _install_guard() -> None:
+    sys.addaudithook(_guard)  # audit hooks stay for the process: inert outside network_watch()
+
+
+@contextmanager
+def network_watch() -> Iterator[list[str]]:
+    """The test's own guard, independent of lineside's: any lookup or connect is recorded and refused."""
+    _install_guard()
+    _ATTEMPTS.clear()
+    _WATCHING.append(True)
+    try:
+        yield _ATTEMPTS
+    finally:
+        _WATCHING.clear()
+
+
+def settings(tmp: Path, data: Path, out: str, **extra: Any) -> AnomalySettings:
+    values: dict[str, Any] = {
+        "data": data, "out": tmp / out, "work": tmp / "work", "name": "parts", "imgsz": IMGSZ,
+        "coreset_ratio": 0.1, "max_bank": 2000, "chunk_rows": 100, "device": "cpu",
+    }  # fmt: skip
+    return AnomalySettings(**(values | extra))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data, model folder): 48 rendered train parts (15 good), 12 val (4 good, 8 defective).
+
+    The target escape rate is 0.4: 15 good images are too few for the 5 % a real line asks for.
+    """
+    tmp = tmp_path_factory.mktemp("anomaly")
+    data = write_dataset(tmp / "parts", 48, 12, seed=0).parent
+    with network_watch() as attempts:
+        out = train_anomaly(settings(tmp, data, "model", target_escape=0.4), progress=lambda _: None)
+    assert attempts == []
+    return data, out
+
+
+def val_scores(model_dir: Path, data: Path) -> tuple[list[float], list[float]]:
+    card, onnx_path = load_verified(model_dir)
+    session = ort_session(onnx_path)
+    preprocess = Preprocessor(card.input)
+    good: list[float] = []
+    defective: list[float] = []
+    for item in read_split(data, "val").items:
+        score, heatmap = run_session(session, load_image(item.image, preprocess))
+        assert score == pytest.approx(float(heatmap.max()))
+        (defective if item.defective else good).append(score)
+    return good, defective
+
+
+def test_exported_model_matches_its_card(trained: tuple[Path, Path]) -> None:
+    card, onnx_path = load_verified(trained[1])
+    assert (card.task, card.output.layout, card.classes) == ("anomaly", "anomaly_map", ("anomaly",))
+    assert card.anomaly is not None and card.backbone is not None
+    assert card.anomaly.threshold_source == "validation" and card.anomaly.quantile is None
+    assert (card.anomaly.feature_dim, card.anomaly.layers, card.anomaly.chunk_rows) == (152, (2, 3), 100)
+    assert card.thresholds.pixel == card.thresholds.score
+    assert {"auroc", "escape_rate", "overkill_rate"} <= set(card.metrics)
+    model = onnx.load(str(onnx_path))
+    assert model.opset_import[0].version == 17
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta == {
+        "lineside.task": "anomaly",
+        "lineside.backbone_sha256": card.backbone.weights_sha256,
+        "lineside.bank_size": str(card.anomaly.bank_size),
+        "lineside.chunk_rows": "100",
+    }
+    shapes = {
+        value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in [*model.graph.input, *model.graph.output]
+    }
+    assert shapes == {"images": [1, 3, IMGSZ, IMGSZ], "score": [1], "heatmap": [1, IMGSZ, IMGSZ]}
+
+
+def test_defective_parts_score_higher_than_good_on_average(trained: tuple[Path, Path]) -> None:
+    good, defective = val_scores(trained[1], trained[0])
+    assert np.mean(defective) > np.mean(good)
+    card = ModelCard.model_validate_json((trained[1] / "card.json").read_text())
+    assert card.metrics["auroc"] == pytest.approx(auroc(np.array(good), np.array(defective)), abs=1e-4)
+    threshold = card.thresholds.score
+    assert threshold is not None and min(good) < threshold, "the threshold rejects every good part"
+
+
+def test_rerun_of_a_finished_model_returns_it_untouched(trained: tuple[Path, Path]) -> None:
+    data, out = trained
+    before = (out / "model.onnx").stat().st_mtime_ns
+    lines: list[str] = []
+    train_anomaly(settings(out.parent, data, "model", target_escape=0.4), progress=lines.append)
+    assert any("already trained" in line for line in lines)
+    assert (out / "model.onnx").stat().st_mtime_ns == before
+
+
+def test_val_without_defects_gives_a_good_quantile_threshold(trained: tuple[Path, Path]) -> None:
+    data, first = trained
+    goods = data.parent / "goods-only"
+    shutil.copytree(data, goods)
+    for item in read_split(goods, "val").items:
+        if item.defective:
+            item.image.unlink()
+            item.label.unlink()
+    shards = sorted((first.parent / "work").rglob("shard_*.npy"))
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    with network_watch() as attempts:
+        out = train_anomaly(settings(first.parent, goods, "good-only"), progress=lambda _: None)
+    assert attempts == []
+    assert [p.stat().st_mtime_ns for p in shards] == stamps, "cached train features were recomputed"
+    card, _ = load_verified(out)
+    assert card.anomaly is not None
+    assert (card.anomaly.threshold_source, card.anomaly.quantile, card.anomaly.margin) == (
+        "good_quantile", 0.99, 1.10,
+    )  # fmt: skip
+    good, defective = val_scores(out, goods)
+    assert defective == []
+    threshold = card.thresholds.score
+    assert threshold == pytest.approx(float(np.quantile(good, 0.99)) * 1.10, rel=1e-5)
+    assert threshold is not None and min(good) < threshold
+    overkill = float(np.mean(np.array(good) >= threshold))
+    assert "auroc" not in card.metrics and card.metrics["overkill_rate"] == pytest.approx(overkill, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("good", "defective", "target", "expected", "source"),
+    [
+        ([1, 2, 3], [5, 6, 7, 8], 0.25, 4.5, "validation"),  # one escape allowed: 6, halfway from 3
+        ([1, 2, 3, 10], [4, 5, 6, 7], 0.0, 3.5, "validation"),  # no escape: below 4; 10 is overkill
+        (list(range(1, 101)), [], 0.05, float(np.quantile(np.arange(1, 101), 0.99)) * 1.1, "good_quantile"),
+    ],
+)
+def test_threshold_choice(
+    good: list[float], defective: list[float], target: float, expected: float, source: str
+) -> None:
+    choice = choose_threshold(
+        np.array(good, float), np.array(defective, float), target_escape=target, quantile=0.99, margin=1.1,
+        where="val",
+    )  # fmt: skip
+    assert choice.source == source
+    assert choice.score == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("good", "defective", "quantile", "margin", "message"),
+    [
+        ([5, 6, 7], [1, 2, 3], 0.99, 1.1, "would reject all 3 good parts"),  # defects score below goods
+        ([2, 2, 2], [], 0.5, 1.0, "would reject all 3 good parts"),  # quantile x margin at every good
+        ([], [1, 2], 0.99, 1.1, "no good parts held out"),
+    ],
+)
+def test_a_threshold_rejecting_every_good_part_is_refused(
+    good: list[float], defective: list[float], quantile: float, margin: float, message: str
+) -> None:
+    with pytest.raises(LinesideError, match=message):
+        choose_threshold(
+            np.array(good, float), np.array(defective, float), target_escape=0.05, quantile=quantile,
+            margin=margin, where="val",
+        )  # fmt: skip
+
+
+def test_chunked_bank_search_equals_unchunked_numpy() -> None:
+    rng = np.random.default_rng(1)
+    bank = rng.normal(size=(50, 152)).astype(np.float32)
+    patches = rng.normal(size=(64, 152)).astype(np.float32)
+    nearest = NearestGood(bank, chunk_rows=7)  # 8 chunks, the last of one row
+    exact = ((patches[:, None, :] - bank[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    with torch.no_grad():
+        found = nearest(torch.from_numpy(patches)).numpy()
+    assert nearest.chunks == 8
+    np.testing.assert_allclose(found, exact, rtol=1e-4, atol=1e-3)
+
+
+def test_exported_chunked_model_gives_the_numpy_nearest_neighbour_map(tmp_path: Path) -> None:
+    features = PatchFeatures(build_backbone(locate_weights())).eval()
+    image = np.random.default_rng(2).random((1, 3, IMGSZ, IMGSZ), dtype=np.float32)
+    with torch.no_grad():
+        patches = to_patches(features(torch.from_numpy(image))).numpy()
+    bank = patches[::5] + np.random.default_rng(3).normal(0, 0.5, patches[::5].shape).astype(np.float32)
+    model = AnomalyModel(features, NearestGood(bank, chunk_rows=9), IMGSZ).eval()
+    path = export_anomaly(model, tmp_path / "model.onnx", IMGSZ, model_metadata("0" * 64, model.nearest))
+    score, heatmap = run_session(ort_session(path), image)
+    distances = np.sqrt(((patches[:, None, :] - bank[None, :, :]) ** 2).sum(axis=2).min(axis=1))
+    with torch.no_grad():
+        expected = model.map(torch.from_numpy(distances.astype(np.float32))).numpy()
+    np.testing.assert_allclose(heatmap, expected, rtol=1e-3, atol=2e-3)
+    assert score == pytest.approx(float(expected.max()), rel=1e-3)
+
+
+PEAK_PROBE = """
+import json, sys, numpy as np, onnxruntime as ort
+def status(key):
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith(key + ":"))
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+image = np.random.default_rng(0).random((1, 3, int(sys.argv[2]), int(sys.argv[2])), dtype=np.float32)
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")  # resets VmHWM, the peak resident size, to the current one
+session.run(None, {"images": image})
+print(json.dumps({"before": before, "peak": status("VmHWM")}))
+"""
+
+
+def test_bank_search_memory_is_bounded_by_the_chunk_not_the_bank(tmp_path: Path) -> None:
+    imgsz, rows, chunk = 256, 200_000, 4096
+    bank = np.random.default_rng(0).normal(size=(rows, 152)).astype(np.float32)
+    model = AnomalyModel(PatchFeatures(build_backbone(locate_weights())), NearestGood(bank, chunk), imgsz)
+    path = export_anomaly(model, tmp_path / "model.onnx", imgsz, model_metadata("0" * 64, model.nearest))
+    del bank, model
+    probe = subprocess.run(
+        [sys.executable, "-c", PEAK_PROBE, str(path), str(imgsz)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    measured = json.loads(probe.stdout)
+    patches = (imgsz // 8) ** 2
+    full_matrix = patches * rows * 4  # what a patches x bank search would hold: 819 MB
+    grown = measured["peak"] - measured["before"]
+    assert grown < 64 * 2**20 < full_matrix // 10, f"inference grew RSS by {grown >> 20} MiB"
+
+
+def test_a_folder_of_good_images_is_split_for_the_threshold(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "parts", 10, 0, seed=0).parent
+    folder = data / "images" / "train"
+    found = find_data(folder, tmp_path / "work", progress=lambda _: None)
+    assert (len(found.train_good), len(found.val_good), found.val_defective) == (8, 2, ())
+    assert not set(found.train_good) & set(found.val_good)
+
+
+def test_unknown_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="epochs"):
+        AnomalySettings(data=tmp_path, out=tmp_path, work=tmp_path, name="x", epochs=3)  # type: ignore[call-arg]
