@@ -199,7 +199,7 @@ def test_inspect_json_prints_one_valid_line_per_image_with_boxes_in_image_pixels
         ("zz_corrupt.png", "FAULT"),
     ]
     for outcome in lines:
-        assert set(outcome) == {"image", "verdict", "reasons", "detections"}
+        assert set(outcome) == {"image", "verdict", "reasons", "detections", "stages"}
         for det in outcome["detections"]:
             x1, y1, x2, y2 = det["box"]
             assert 0 <= x1 <= x2 <= 160 and 0 <= y1 <= y2 <= 120
