@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.records.images import heat_files
 from edge.records.query import query
 from lineside.demo import demo_parts_dir
 from tests.line import lineside
@@ -27,6 +28,23 @@ def test_demo_run_with_max_parts_stores_one_record_per_part(tmp_path: Path) -> N
     records = query(tmp_path / "records" / "records.db")
     assert len(records) == 12 and {r.model_name for r in records} == {"demo"}
     assert all(r.verdict.value in ("ACCEPT", "REJECT") for r in records)
+
+
+def test_demo_recipe_2_chains_the_shipped_anomaly_model_and_keeps_its_heat_maps(tmp_path: Path) -> None:
+    proc = lineside("run", "--recipe", "2", "--max-parts", "8", "--state-dir", str(tmp_path), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = query(tmp_path / "records" / "records.db")
+    assert len(records) == 8 and {r.recipe for r in records} == {"demo-machined-part-chain"}
+    for record in records:
+        assert [s["stage"] for s in record.stages] == ["detector", "anomaly"]
+        anomaly = record.stages[1]
+        assert anomaly["model"]["name"] == "demo-anomaly" and anomaly["threshold"] > 0
+        assert record.reasons[0].split(":")[0] in ("detector", "anomaly")
+    kept = [r for r in records if r.image_path is not None]
+    assert kept, "the demo keeps rejects' images"
+    assert all("anomaly" in heat_files(tmp_path / "records", r.image_path) for r in kept if r.image_path)
+    bad = lineside("run", "--recipe", "7", "--check", timeout=60)
+    assert bad.returncode == 1 and "--recipe 7: not a recipe of this config (it has 1, 2)" in bad.stderr
 
 
 def test_demo_model_passes_no_defective_demo_part(tmp_path: Path) -> None:

@@ -15,8 +15,11 @@ import numpy.typing as npt
 
 from edge.judge.inspection import Decision, Detection, Verdict
 
-# Display form of a heat map: uint8, 0 = nothing, 128 = at the stage's pixel threshold, 255 = twice it.
+# Display form of a heat map: uint8, 0 up to SHOWN_FROM of the stage's pixel threshold (a good part's
+# patches are never at distance 0: without a floor the whole part would glow), 128 at the threshold, 255
+# at (2 - SHOWN_FROM) times it.
 HEAT_AT_THRESHOLD = 128
+SHOWN_FROM = 0.6
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,11 @@ class StageResult:
 
 
 def display_heatmap(heat: npt.NDArray[np.float32], level: float) -> npt.NDArray[np.uint8]:
-    """The heat map as uint8 for records and the status page, `level` (the threshold) at 128."""
-    scale = HEAT_AT_THRESHOLD / level if level > 0 else 0.0
-    shown: npt.NDArray[np.uint8] = np.clip(heat * scale, 0, 255).astype(np.uint8)
+    """The heat map as uint8 for records and the status page: `level` (the threshold) at 128, nothing
+    below SHOWN_FROM of it."""
+    if level <= 0:
+        return np.zeros(heat.shape, np.uint8)
+    floor = SHOWN_FROM * level
+    scaled = (heat - floor) * (HEAT_AT_THRESHOLD / (level - floor))
+    shown: npt.NDArray[np.uint8] = np.clip(scaled, 0, 255).astype(np.uint8)
     return shown

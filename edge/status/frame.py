@@ -58,9 +58,10 @@ def annotate(image: np.ndarray, event: LedgerEvent) -> np.ndarray:
         stages if len(stages) > 1 or any(s.get("kind") != "detect" for s in stages) else ()
     ):
         text = _stage_line(stage)
-        y = 44 + 18 * row
-        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 3, cv2.LINE_AA)
-        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
+        y = 44 + 20 * row
+        (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        cv2.rectangle(canvas, (6, y - height - 4), (10 + width, y + 5), (20, 20, 20), cv2.FILLED)
+        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (240, 240, 240), 1, cv2.LINE_AA)
     return canvas
 
 

@@ -11,6 +11,7 @@ import yaml
 from edge.station.config import LinesideConfig, parse_config
 
 DEMO_MODEL = ("demo", "1.0.0")
+DEMO_ANOMALY_MODEL = ("demo-anomaly", "1.0.0")  # recipe 2's second judge (training/demo_anomaly.py)
 DEMO_RESULTS = "tcp://127.0.0.1:5571"  # the demo's stream of final inspections (demo.yaml publish.endpoint)
 
 
@@ -33,6 +34,11 @@ def demo_model_dir() -> Path:
     return shipped_models_dir() / name / version
 
 
+def demo_anomaly_model_dir() -> Path:
+    name, version = DEMO_ANOMALY_MODEL
+    return shipped_models_dir() / name / version
+
+
 def default_state_dir() -> Path:
     """systemd's StateDirectory when run as a service, else the user's XDG state folder."""
     if os.environ.get("STATE_DIRECTORY"):
@@ -45,6 +51,9 @@ def demo_config(state_dir: Path | None = None) -> LinesideConfig:
     """The demo line's configuration, with its paths pointing at this installation."""
     template = (resources.files("lineside.demo") / "demo.yaml").read_text(encoding="utf-8")
     text = template.format(
-        parts=demo_parts_dir(), model=demo_model_dir(), state=(state_dir or default_state_dir())
+        parts=demo_parts_dir(),
+        model=demo_model_dir(),
+        anomaly_model=demo_anomaly_model_dir(),
+        state=(state_dir or default_state_dir()),
     )
     return parse_config(yaml.safe_load(text), "embedded demo config", Path.cwd())
