@@ -19,7 +19,7 @@ from torch import nn
 
 from edge.errors import LinesideError
 from edge.judge.detector.preprocess import Preprocessor
-from edge.modelstore.card import load_verified
+from edge.modelstore.card import load_verified, read_card
 from training.backbone import locate_weights
 from training.classify_data import (
     FrameTensor,
@@ -322,3 +322,50 @@ def test_bad_settings_are_refused_naming_the_field(tmp_path, change, field):
     values = json.loads(settings_for(tmp_path, tmp_path).model_dump_json()) | change
     with pytest.raises(LinesideError, match=f"field '{field}'"):
         load_classify_settings(values)
+
+
+def test_the_trained_classifier_judges_in_a_real_run_chained_with_the_demo_detector(trained, tmp_path):
+    """The tiny trained classifier, exported, behind the shipped demo detector in a real `lineside run`."""
+    from edge.records.query import query
+    from lineside.demo import demo_model_dir, demo_parts_dir
+    from tests.line import lineside, make_station
+
+    settings, _ = trained
+    chain = [
+        {
+            "number": 1,
+            "name": "chain",
+            "model": str(demo_model_dir()),
+            "stages": [{"model": str(settings.out)}],
+        }
+    ]
+    config, _ = make_station(
+        tmp_path, "g", extra={"recipes": chain, "source": {"path": str(demo_parts_dir())}}
+    )
+    done = lineside("run", str(config), "--max-parts", "4", "--quiet", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = query(tmp_path / "records" / "records.db")
+    assert len(records) == 4
+    for record in records:
+        assert record.verdict.value in ("ACCEPT", "REJECT")
+        assert [(s["stage"], s["kind"]) for s in record.stages] == [
+            ("detector", "detect"),
+            ("classifier", "classify"),
+        ]
+        assert record.stages[1]["threshold"] == read_card(settings.out).thresholds.score
+
+
+def test_int8_copy_keeps_the_cards_proof_and_its_parity_with_fp32_is_measured(trained, synth, tmp_path):
+    from edge.judge.scoremap import ScoreMapModel
+    from training.evaldata import read_split
+    from training.judge_int8 import judge_parity, quantize_judge
+
+    settings, _ = trained
+    images = [item.image for item in read_split(synth, "val").items]
+    card = quantize_judge(settings.out, images[:8], tmp_path / "int8")
+    assert card.precision == "int8" and card.backbone == read_card(settings.out).backbone
+    ScoreMapModel(tmp_path / "int8")  # the metadata the card is checked against survived quantisation
+    report = judge_parity(tmp_path / "int8", settings.out, images)
+    assert report["candidate_sha256"] == card.sha256 and report["images"] == len(images)
+    assert report["max_score_diff"] > 0.0  # really quantised: the scores moved
+    assert report["passed"] == (not report["failed"])

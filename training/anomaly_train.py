@@ -330,7 +330,9 @@ def export_and_check(
 ) -> tuple[Path, Any]:
     """model.onnx in `out` (any old card removed first: a folder with a card is complete), checked
     against the torch module on a few validation parts; the path and an onnxruntime session."""
+    from edge.modelstore.card import sha256_file
     from training.anomaly_export import (
+        PARITY_ATOL,
         AnomalyModel,
         NearestGood,
         check_parity,
@@ -338,6 +340,7 @@ def export_and_check(
         model_metadata,
         ort_session,
     )
+    from training.registry import export_parity, save_parity
 
     model = AnomalyModel(features, NearestGood(bank, settings.chunk_rows), settings.imgsz).eval()
     settings.out.mkdir(parents=True, exist_ok=True)
@@ -347,7 +350,9 @@ def export_and_check(
     )
     preprocess = Preprocessor(InputSpec(width=settings.imgsz, height=settings.imgsz))
     probes = [*data.val_good[:2], *data.val_defective[:1]]
-    check_parity(model, path, [load_image(p, preprocess) for p in probes])
+    worst = check_parity(model, path, [load_image(p, preprocess) for p in probes])
+    parity = export_parity(sha256_file(path), worst, len(probes), PARITY_ATOL)
+    save_parity(settings.out, parity)  # the registry's promotion gate reads it
     return path, ort_session(path)
 
 

@@ -37,6 +37,7 @@ from edge.modelstore.card import (
 from training.backbone import BackboneWeights, Normalise, build_backbone
 from training.classify_data import Frame, FrameTensor, PartSet, input_spec, load_frame
 from training.export import OPSET
+from training.registry import export_parity, save_parity
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("scores", "heatmap")
@@ -288,4 +289,5 @@ def export_classifier(
         backbone=BackboneInfo.model_validate(weights.card_info()),
     )
     write_card(out_dir, card)
+    save_parity(out_dir, export_parity(card.sha256, parity, len(frames), PARITY_ATOL))
     return card

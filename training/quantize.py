@@ -35,7 +35,7 @@ from edge.judge.inspection import Verdict
 from edge.judge.rules import RoiConfig, decide, rules_from_card
 from edge.modelstore.card import ModelCard, load_verified, sha256_file, write_card
 
-KeepFp32 = Literal["head-final", "head"]
+KeepFp32 = Literal["head-final", "head", "all-but-backbone"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
@@ -86,9 +86,15 @@ def fp32_nodes(model: onnx.ModelProto, keep: KeepFp32 = "head-final") -> list[st
 
     An Ultralytics head (found by its `dfl` node): with "head-final" everything in the head except the
     3x3 conv blocks of its box and class branches (cv2.i.0/1, cv3.i.0/1); with "head" all of it. Any
-    other model: every node between the output and the nearest convolutions, those included.
+    other model: every node between the output and the nearest convolutions, those included;
+    "all-but-backbone" (classify and anomaly models): every node outside the backbone.
     """
     names = [n.name for n in model.graph.node]
+    if keep == "all-but-backbone":
+        # classify/anomaly: only the pretrained backbone's convolutions go INT8 (they are its time); the
+        # head, the class activation map, the memory-bank distances and the anomaly map's smoothing (the
+        # exporter's `/map/` convolutions) stay fp32: their scales are the model's verdict.
+        return [n.name for n in model.graph.node if n.op_type != "Conv" or n.name.startswith("/map/")]
     dfl = next((n for n in names if "/dfl/" in n), None)
     if dfl is not None:
         prefix = dfl.split("dfl/")[0]
@@ -163,6 +169,12 @@ def quantize_model(
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=excluded,
         )
+        # The quantiser drops the model's metadata; a classify or anomaly card is checked against it.
+        source = onnx.load(str(onnx_path))
+        if source.metadata_props:
+            quantized = onnx.load(str(target))
+            onnx.helper.set_model_props(quantized, {p.key: p.value for p in source.metadata_props})
+            onnx.save(quantized, str(target))
     how = {"method": "static QDQ, per channel, MinMax", "calibration_images": len(files)}
     how |= {"fp32_nodes": len(excluded), "keep_fp32": keep_fp32, "from": f"{card.name} {card.version}"}
     int8 = card.model_copy(

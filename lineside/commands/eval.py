@@ -133,6 +133,25 @@ def _evaluate_judges(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_parity(args: argparse.Namespace) -> int:
+    """A classify or anomaly model (e.g. INT8) against another of its kind (fp32), through edge."""
+    from training.evaldata import read_split
+    from training.judge_int8 import judge_parity
+
+    if args.reference_model is None:
+        raise LinesideError("--parity of a classify or anomaly model needs --reference-model (the fp32 one)")
+    images = [item.image for item in read_split(args.data[0], args.split).items[: args.limit]]
+    report = judge_parity(args.model, args.reference_model, images)
+    if args.out is not None:
+        from edge.atomic import atomic_write_text
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "parity.json", json.dumps(report, indent=2) + "\n")
+    state = "PASSED" if report["passed"] else f"FAILED on {len(report['failed'])} images"
+    print(f"parity {state}: {report['images']} images, max score difference {report['max_score_diff']:.4g}")
+    return 0 if report["passed"] else 1
+
+
 def _parity(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -147,6 +166,8 @@ def _parity(args: argparse.Namespace) -> int:
         raise LinesideError("--parity takes exactly one --data (the images to compare on)")
     if args.limit < 1:
         raise LinesideError(f"--limit {args.limit}: give at least one image")
+    if _task(args.model) != "detect":
+        return _judge_parity(args)
     reference = args.weights if args.weights is not None else args.reference_model
     tolerance = FP32_TOLERANCE if args.weights is not None else INT8_TOLERANCE
     if args.score_tolerance is not None:

@@ -81,4 +81,30 @@ def handle_judge(args: argparse.Namespace, default_name: str) -> int:
     card = read_card(out)
     metrics = {k: v for k, v in card.metrics.items() if not isinstance(v, (dict, list))}
     print(f"lineside train: wrote {out} ({card.task}, threshold {card.thresholds.score}, {metrics})")
+    if args.int8:
+        return _int8(out, Path(values["data"]))
     return 0
+
+
+def _int8(out: Path, data: Path) -> int:
+    """The INT8 sibling (backbone quantised) and its parity with the fp32 model, kept for the gate."""
+    from training.evaldata import read_split
+    from training.judge_int8 import judge_parity, quantize_judge
+    from training.registry import save_parity
+
+    int8_dir = out.with_name(out.name + "-int8")
+    try:
+        train = [item.image for item in read_split(data, "train").items]
+        val = [item.image for item in read_split(data, "val").items]
+        quantize_judge(out, train[:: max(1, len(train) // 64)][:64], int8_dir)
+        parity = judge_parity(int8_dir, out, val[:: max(1, len(val) // 50)][:50])
+    except LinesideError as exc:
+        print(f"lineside train: INT8: {exc}", file=sys.stderr)
+        return 1
+    save_parity(int8_dir, parity)
+    verdict = (
+        "passed" if parity["passed"] else f"FAILED on {len(parity['failed'])} of {parity['images']} parts"
+    )
+    print(f"lineside train: wrote {int8_dir} (INT8); parity with fp32 {verdict}, "
+          f"max score difference {parity['max_score_diff']:.4g}")  # fmt: skip
+    return 0 if parity["passed"] else 1
