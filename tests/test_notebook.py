@@ -69,6 +69,9 @@ def test_notebook_trains_evaluates_and_promotes_a_model_that_verifies(tmp_path: 
         INT8=True,
         PARITY_IMAGES=2,
         PLOTS=False,
+        JUDGE_KIND="anomaly",
+        JUDGE_IMGSZ=64,
+        JUDGE_TARGET_ESCAPE=0.99,
     )
     client = NotebookClient(
         notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
@@ -86,3 +89,6 @@ def test_notebook_trains_evaluates_and_promotes_a_model_that_verifies(tmp_path: 
         out.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs
     )
     assert "0.0.1 is current" in printed
+    judge = read_pointer(registry, "nb-test-anomaly")
+    assert judge.current == "0.0.1" and verify_version(registry, "nb-test-anomaly", "0.0.1").task == "anomaly"
+    assert "| **chain** |" in printed or "**chain**" in printed
