@@ -91,7 +91,8 @@ class ScoreMapModel:
         try:
             outputs = self._session.run(list(self._outputs), {self._input_name: tensor})
         except Exception as exc:  # onnxruntime raises several unrelated types; all mean "no result"
-            raise InferenceError(f"model {self._label}: inference failed: {exc}") from exc
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InferenceError(f"model {self._label}: inference failed: {message}") from exc
         return [np.asarray(o, dtype=np.float32) for o in outputs]
 
     def run(self, image_bgr: npt.NDArray[np.uint8]) -> MapOutput:
@@ -100,11 +101,7 @@ class ScoreMapModel:
         start = time.perf_counter()
         tensor, transform = self._preprocess(frame)
         prepared = time.perf_counter()
-        try:
-            first, heat = self._session.run(list(self._outputs), {self._input_name: tensor})
-        except Exception as exc:  # onnxruntime raises several unrelated types; all mean "no result"
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InferenceError(f"model {self._label}: inference failed: {message}") from exc
+        first, heat = self.run_raw(tensor)
         inferred = time.perf_counter()
         values = np.asarray(first, dtype=np.float64).reshape(-1)
         heatmap = np.asarray(heat, dtype=np.float32).reshape(heat.shape[-2:])
