@@ -98,9 +98,12 @@ def test_eval_of_a_chain_across_two_sites_writes_a_side_by_side_table(tmp_path: 
     assert "| site-a/val (2 bad, 2 good) | detector (detect) |" in table
     assert "| site-b/val (2 bad, 3 good) | classifier (classify) | 1.000 |" in table
     assert table.count("**chain**") == 2
+    assert "| site-b/val (2 bad, 3 good) | **chain, thresholds tuned together** |" in table
     report_b = json.loads((out / "site-b" / "report.json").read_text(encoding="utf-8"))
     assert report_b["chain"]["escape_rate"] == 0.0 and report_b["chain"]["overkill_rate"] == 0.0
     assert [s["stage"] for s in report_b["stages"]] == ["detector", "classifier"]
+    tuned = report_b["chain_tuned_for_target"]
+    assert set(tuned["thresholds"]) == {"classifier"} and tuned["overkill_rate"] == 0.0
     assert np.isclose(
         report_b["stages"][0]["at_threshold_in_use"]["escape_rate"], 1.0
     )  # the detector alone misses

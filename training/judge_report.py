@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge.atomic import atomic_write_text
 from edge.judge.inspection import Verdict
 from edge.modelstore.card import Thresholds, read_card, write_card
@@ -30,6 +32,16 @@ class StageFigures:
 
 
 @dataclass(frozen=True)
+class ChainTuning:
+    """Thresholds of the chain's classify/anomaly stages chosen together: the lowest overkill of the whole
+    chain (any stage rejects) with its escape rate at or under the target; detect stages keep their rules."""
+
+    thresholds: dict[str, float]
+    escape_rate: float
+    overkill_rate: float
+
+
+@dataclass(frozen=True)
 class JudgeReport:
     data: dict[str, Any]
     target_escape: float
@@ -41,6 +53,7 @@ class JudgeReport:
     seconds: float
     plots: tuple[str, ...] = ()
     judged: JudgedSplit | None = field(default=None, repr=False, compare=False)
+    tuned: ChainTuning | None = None
 
     def to_json(self) -> dict[str, Any]:
         def point(p: OperatingPoint | None) -> dict[str, float] | None:
@@ -74,6 +87,13 @@ class JudgeReport:
                 "escapes": list(self.chain_escapes),
                 "overkills": list(self.chain_overkills),
                 "per_class": self.per_class,
+            },
+            "chain_tuned_for_target": None
+            if self.tuned is None
+            else {
+                "thresholds": {k: round(v, 6) for k, v in self.tuned.thresholds.items()},
+                "escape_rate": self.tuned.escape_rate,
+                "overkill_rate": self.tuned.overkill_rate,
             },
             "seconds": round(self.seconds, 1),
             "plots": list(self.plots),
@@ -116,9 +136,59 @@ def build_report(judged: JudgedSplit, target_escape: float) -> JudgeReport:
     split = judged.split
     data = {"dir": str(split.data_dir), "split": split.name, "images": len(parts), "defective": n_bad,
             "good": n_good, "truth": split.truth_source}  # fmt: skip
+    tuned = tune_chain(judged, target_escape) if len(judged.stages) > 1 else None
     return JudgeReport(
-        data, target_escape, tuple(figures), chain, escapes, overkills, per_class, judged.seconds, (), judged
+        data,
+        target_escape,
+        tuple(figures),
+        chain,
+        escapes,
+        overkills,
+        per_class,
+        judged.seconds,
+        (),
+        judged,
+        tuned,
     )
+
+
+def tune_chain(judged: JudgedSplit, target_escape: float) -> ChainTuning | None:
+    """Joint thresholds for up to two classify/anomaly stages (every pair of their scores tried); None
+    when the chain has none, more than two, or no pair meets the target."""
+    tunable = [s for s in judged.stages if judged.thresholds[s] is not None]
+    if not tunable or len(tunable) > 2:
+        return None
+    truth = np.array([p.defective for p in judged.parts])
+    fixed = np.array(
+        [
+            any(p.stage_verdicts[s] is not Verdict.ACCEPT for s in judged.stages if s not in tunable)
+            for p in judged.parts
+        ]
+    )
+    scores = [np.array([p.stage_scores[s] for p in judged.parts]) for s in tunable]
+    candidates = [np.append(np.unique(s), np.inf) for s in scores]
+    first = scores[0][None, :] >= candidates[0][:, None]  # (thresholds, parts)
+    second = (
+        scores[1][None, :] >= candidates[1][:, None] if len(scores) > 1 else np.zeros((1, len(truth)), bool)
+    )
+    best: tuple[float, float, tuple[int, int]] | None = None
+    n_bad, n_good = max(1, int(truth.sum())), max(1, int((~truth).sum()))
+    for j in range(second.shape[0]):
+        rejected = first | second[j][None, :] | fixed[None, :]
+        escape = ((~rejected) & truth[None, :]).sum(axis=1) / n_bad
+        overkill = (rejected & ~truth[None, :]).sum(axis=1) / n_good
+        ok = np.flatnonzero(escape <= target_escape + 1e-12)
+        if ok.size:
+            i = int(ok[np.argmin(overkill[ok])])
+            if best is None or overkill[i] < best[1]:
+                best = (float(escape[i]), float(overkill[i]), (i, j))
+    if best is None:
+        return None
+    i, j = best[2]
+    thresholds = {tunable[0]: float(candidates[0][i])}
+    if len(tunable) > 1:
+        thresholds[tunable[1]] = float(candidates[1][j])
+    return ChainTuning(thresholds, best[0], best[1])
 
 
 def _from_verdicts(judged: JudgedSplit, stage: str) -> OperatingPoint:
@@ -156,6 +226,10 @@ def markdown(reports: Sequence[JudgeReport]) -> str:
         lines.append(
             f"| {site} | **chain** | | {_pct(r.chain.escape_rate)} / {_pct(r.chain.overkill_rate)} | | |"
         )
+        if r.tuned is not None:
+            chosen = ", ".join(f"{k} {v:.4g}" for k, v in r.tuned.thresholds.items())
+            rates = f"{_pct(r.tuned.escape_rate)} / {_pct(r.tuned.overkill_rate)}"
+            lines.append(f"| {site} | **chain, thresholds tuned together** | | | {chosen} | {rates} |")
     misses = [
         f"- {Path(r.data['dir']).name}: "
         + ", ".join(f"{c} {v['escaped']}/{v['parts']}" for c, v in sorted(r.per_class.items()))
@@ -174,24 +248,41 @@ def write_report(report: JudgeReport, out_dir: Path) -> None:
 
 
 def write_stage_thresholds(report: JudgeReport, model_dirs: dict[str, Path]) -> list[str]:
-    """Each classify/anomaly stage's chosen threshold into its card (written atomically); what changed."""
+    """Each classify/anomaly stage's threshold into its card (written atomically); what changed. A lone
+    stage gets its own choice; a chain's stages the thresholds tuned together for the whole chain."""
     written = []
+    tuned = report.tuned
     for figures in report.stages:
         folder = model_dirs.get(figures.stage)
         if figures.kind == "detect" or folder is None:
             continue
+        if tuned is not None and figures.stage in tuned.thresholds:
+            threshold, escape, overkill = (
+                tuned.thresholds[figures.stage],
+                tuned.escape_rate,
+                tuned.overkill_rate,
+            )
+            role = "chain"
+        else:
+            threshold, escape, overkill = (
+                figures.chosen.threshold,
+                figures.chosen.escape_rate,
+                figures.chosen.overkill_rate,
+            )
+            role = "alone"
+        if not np.isfinite(threshold):
+            continue  # this stage rejects nothing in the tuned chain: its card keeps its threshold
         card = read_card(folder)
-        thresholds = Thresholds(
-            **{**card.thresholds.model_dump(), "score": round(figures.chosen.threshold, 6)}
-        )
+        thresholds = Thresholds(**{**card.thresholds.model_dump(), "score": round(threshold, 6)})
         part_level = {
             "split": report.data["split"],
             "target_escape_rate": report.target_escape,
-            "escape_rate": figures.chosen.escape_rate,
-            "overkill_rate": figures.chosen.overkill_rate,
+            "measured": role,
+            "escape_rate": escape,
+            "overkill_rate": overkill,
             "auroc": figures.auroc,
         }
         metrics = {**card.metrics, "part_level": part_level}
         write_card(folder, card.model_copy(update={"thresholds": thresholds, "metrics": metrics}))
-        written.append(f"{figures.stage}: score {figures.chosen.threshold:.4g} -> {folder / 'card.json'}")
+        written.append(f"{figures.stage}: score {threshold:.4g} ({role}) -> {folder / 'card.json'}")
     return written
