@@ -36,18 +36,31 @@ def check_config(path: Path | None) -> tuple[Check, LinesideConfig | None]:
 
 
 def check_models(config: LinesideConfig) -> list[Check]:
-    """Every recipe's model: card readable, ONNX sha256 equal to the card's, rules naming its classes."""
+    """Every recipe's models (its `model` and each stage's): card readable, ONNX sha256 equal to the card's,
+    a detector's rules naming its classes."""
     checks = []
     for recipe in config.recipes:
-        name = f"model[recipe {recipe.number}]"
-        try:
-            card, onnx_path = load_verified(recipe.model)
-            check_rules(recipe.rules if recipe.rules is not None else rules_from_card(card), card.classes)
-        except LinesideError as exc:
-            checks.append(Check(name, Status.FAIL, str(exc)))
-            continue
-        message = f"{card.name} {card.version}: {onnx_path} sha256 matches its card ({card.sha256[:12]})"
-        checks.append(Check(name, Status.PASS, message))
+        folders = [
+            ("model", recipe.model),
+            *((f"stage {i + 1}", s.model) for i, s in enumerate(recipe.stages)),
+        ]
+        for role, folder in folders:
+            name = (
+                f"model[recipe {recipe.number}]"
+                if role == "model"
+                else f"model[recipe {recipe.number} {role}]"
+            )
+            try:
+                card, onnx_path = load_verified(folder)
+                if card.task == "detect" and role == "model":
+                    rules = recipe.rules if recipe.rules is not None else rules_from_card(card)
+                    check_rules(rules, card.classes)
+            except LinesideError as exc:
+                checks.append(Check(name, Status.FAIL, str(exc)))
+                continue
+            what = f"{card.task} {card.name} {card.version}"
+            message = f"{what}: {onnx_path} sha256 matches its card ({card.sha256[:12]})"
+            checks.append(Check(name, Status.PASS, message))
     return checks
 
 
