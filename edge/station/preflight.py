@@ -20,12 +20,13 @@ def preflight(config: LinesideConfig) -> list[str]:
                 check_rules(rules, card.classes)
             except LinesideError as exc:
                 raise LinesideError(f"recipes[{recipe.number}].rules: {exc}") from None
+        stage_lines = []
         for number, stage in enumerate(recipe.stages):
             try:
                 stage_card, stage_path = load_verified(stage.model)
             except LinesideError as exc:
                 raise LinesideError(f"recipes[{recipe.number}].stages[{number}]: {exc}") from None
-            checked.append(
+            stage_lines.append(
                 f"recipe {recipe.number} stage {number + 1}: {stage_card.task} model {stage_card.name} "
                 f"{stage_card.version} ({stage_path.name} sha256 ok)"
             )
@@ -45,6 +46,7 @@ def preflight(config: LinesideConfig) -> list[str]:
             f"recipe {recipe.number} '{recipe.name}': model {card.name} {card.version} "
             f"({onnx_path.name} sha256 ok, classes {', '.join(card.classes)})"
         )
+        checked += stage_lines
     source = config.source
     if source.kind in ("folder", "video") and source.path is not None and not source.path.exists():
         raise LinesideError(f"source.path: {source.path} does not exist")
