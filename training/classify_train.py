@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # albumentations is imported only once training has gone offl
 
 CHECKPOINT = "classify-checkpoint.pt"
 WEIGHT_DECAY = 1e-4
+HEAD_LR_FACTOR = 10.0
 FINAL_LR_FRACTION = 0.01  # the cosine schedule ends at lr x this
 # Settings that change what is trained: a checkpoint made with other values is not resumed.
 RUN_IDENTITY = ("imgsz", "batch", "lr", "seed")
@@ -62,7 +63,12 @@ class ClassifySettings(BaseModel):
         30, ge=1, le=1000, description="Epochs to train; more than a checkpoint's continues it."
     )
     batch: int = Field(16, ge=1, le=512, description="Images per optimiser step.")
-    lr: float = Field(5e-4, gt=0.0, le=1.0, description="AdamW learning rate (cosine-annealed per epoch).")
+    lr: float = Field(
+        1e-4,
+        gt=0.0,
+        le=1.0,
+        description="AdamW learning rate of the backbone (the head's is 10x), cosine-annealed.",
+    )
     seed: int = Field(0, ge=0, description="Seed for the head, data order, dropout and augmentation.")
     device: str = Field(
         "auto", description="auto (CUDA when available, else cpu), cpu, cuda, or a CUDA index."
@@ -279,7 +285,14 @@ def fit(
     train, val = data
     device = resolve_device(settings.device)
     model.to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=WEIGHT_DECAY)
+    # The new head learns HEAD_LR_FACTOR times faster than the pretrained backbone: at 5e-4 for the whole
+    # network the backbone's weights were wrecked within a few steps on magnetic tile (loss 0.63 -> 3.45,
+    # then stuck at ln 2); at 1e-4 the same 64 parts were fitted in 12 steps.
+    groups = [
+        {"params": model.backbone.parameters(), "lr_scale": 1.0},
+        {"params": [*model.head.parameters()], "lr_scale": HEAD_LR_FACTOR},
+    ]
+    optimiser = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=WEIGHT_DECAY)
     start = resume(load_checkpoint(settings.work), model, optimiser, identity, settings)
     if start:
         _progress(f"resuming after epoch {start}/{settings.epochs} from {settings.work / CHECKPOINT}")
@@ -291,7 +304,7 @@ def fit(
     for epoch in range(start, settings.epochs):
         began = time.monotonic()
         for group in optimiser.param_groups:
-            group["lr"] = epoch_lr(settings, epoch)
+            group["lr"] = epoch_lr(settings, epoch) * float(group.get("lr_scale", 1.0))
         train_data.epoch = epoch
         shuffle_seed = int(np.random.SeedSequence([settings.seed, epoch]).generate_state(1)[0])
         loss = train_one_epoch(

@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--tile-overlap", type=float, metavar="F", help="tile overlap fraction (default 0.2)")
     add("--plots", action=argparse.BooleanOptionalAction, default=None, help="ultralytics plots (default on)")
     judges = parser.add_argument_group("classify and anomaly (--kind)")
-    judges.add_argument("--lr", type=float, help="classify: learning rate (default 5e-4)")
+    judges.add_argument("--lr", type=float, help="classify: backbone learning rate, the head's 10x (1e-4)")
     judges.add_argument("--target-escape", type=float, help="escape rate the threshold is chosen for (0.05)")
     judges.add_argument("--coreset-ratio", type=float, help="anomaly: fraction of good patches kept")
     judges.add_argument("--max-bank", type=int, help="anomaly: most memory-bank rows")
