@@ -107,3 +107,39 @@ def test_eval_of_a_chain_across_two_sites_writes_a_side_by_side_table(tmp_path: 
     assert np.isclose(
         report_b["stages"][0]["at_threshold_in_use"]["escape_rate"], 1.0
     )  # the detector alone misses
+
+
+def test_two_stages_tuned_together_beat_each_stage_tuned_alone(tmp_path: Path) -> None:
+    from edge.judge.inspection import Verdict
+    from training.evaldata import Split, SplitItem
+    from training.judge_report import build_report
+    from training.judge_scores import JudgedPart, JudgedSplit
+
+    # Stage a sees defect kind A (scores 0.9) and not B; stage b the other way round; good parts 0.1-0.3.
+    truth = [True] * 4 + [False] * 4
+    a_scores = [0.9, 0.9, 0.2, 0.2, 0.1, 0.3, 0.25, 0.15]
+    b_scores = [0.2, 0.2, 0.9, 0.9, 0.3, 0.1, 0.15, 0.25]
+    items = tuple(SplitItem(tmp_path / f"p{i}.png", tmp_path / f"p{i}.txt", t) for i, t in enumerate(truth))
+    parts = tuple(
+        JudgedPart(
+            item.image, t, (), Verdict.ACCEPT, {"a": a, "b": b}, {"a": Verdict.ACCEPT, "b": Verdict.ACCEPT}
+        )
+        for item, t, a, b in zip(items, truth, a_scores, b_scores, strict=True)
+    )
+    judged = JudgedSplit(
+        Split(tmp_path, "val", items, None, "labels"),
+        ("a", "b"),
+        {"a": "anomaly", "b": "classify"},
+        {"a": 0.5, "b": 0.5},
+        {"a": {}, "b": {}},
+        parts,
+        0.0,
+    )
+    report = build_report(judged, target_escape=0.0)
+    assert [s.chosen.overkill_rate for s in report.stages] == [
+        0.5,
+        0.5,
+    ]  # alone, each must catch B (or A) too
+    assert report.tuned is not None
+    assert report.tuned.escape_rate == 0.0 and report.tuned.overkill_rate == 0.0
+    assert report.tuned.thresholds == {"a": 0.9, "b": 0.9}
