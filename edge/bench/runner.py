@@ -257,7 +257,13 @@ def _split(
     """Where one part's time went, robot write to robot read, on the system-wide monotonic clock."""
     steps = ("capture", "preprocess", "infer", "decode", "frame_in", "result_out")
     inside = {k: _timing(timings, k, part.seq) for k in steps}
-    worked = inside["preprocess"] + inside["infer"] + inside["decode"]
+    # A chain's later stages report "<stage>.preprocess" and "<stage>.infer" (edge/judge/inspector.py).
+    later = sorted((k, v) for k, v in timings.items() if "." in k)
+    names = {"preprocess": "pre-process", "infer": "session.run"}
+    stage_steps = [
+        (f"inference: {k.split('.')[0]} {names.get(k.split('.')[1], k.split('.')[1])}", v) for k, v in later
+    ]
+    worked = inside["preprocess"] + inside["infer"] + inside["decode"] + sum(v for _, v in later)
     # latency_ms is rounded to 1 us when published: clamp the rounding, not a real negative.
     return [
         ("Modbus write -> part registered", max(0.0, (t_trigger - part.t_write) * 1000.0)),
@@ -266,6 +272,7 @@ def _split(
         ("inference: pre-process", inside["preprocess"]),
         ("inference: session.run", inside["infer"]),
         ("inference: decode + NMS", inside["decode"]),
+        *stage_steps,
         (
             "inference: hand-offs, rules, result message",
             max(0.0, inside["result_out"] - inside["frame_in"] - worked),
