@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -20,7 +21,6 @@ import torch
 from pydantic import ValidationError
 
 from edge.errors import LinesideError
-from edge.judge.detector.preprocess import Preprocessor
 from edge.modelstore.card import ModelCard, load_verified
 from training.anomaly_export import (
     AnomalyModel,
@@ -33,7 +33,7 @@ from training.anomaly_export import (
     to_patches,
 )
 from training.anomaly_threshold import auroc, choose_threshold
-from training.anomaly_train import AnomalySettings, find_data, load_image, train_anomaly
+from training.anomaly_train import AnomalySettings, find_data, train_anomaly
 from training.backbone import build_backbone, locate_weights
 from training.evaldata import read_split
 from training.synth import write_dataset
@@ -92,15 +92,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def val_scores(model_dir: Path, data: Path) -> tuple[list[float], list[float]]:
-    card, onnx_path = load_verified(model_dir)
-    session = ort_session(onnx_path)
-    preprocess = Preprocessor(card.input)
+    """Val scores as the appliance's anomaly stage computes them (edge's own judge, whole frame)."""
+    from edge.judge.inspector import Inspector, load_model
+    from edge.station.config import RecipeConfig
+
+    inspector = Inspector.load(RecipeConfig(number=1, name="a", model=model_dir), load_model(model_dir))
     good: list[float] = []
     defective: list[float] = []
     for item in read_split(data, "val").items:
-        score, heatmap = run_session(session, load_image(item.image, preprocess))
-        assert score == pytest.approx(float(heatmap.max()))
-        (defective if item.defective else good).append(score)
+        frame = cv2.imread(str(item.image), cv2.IMREAD_COLOR)
+        assert frame is not None
+        (stage,) = inspector.inspect(frame).stages
+        assert stage.score is not None
+        (defective if item.defective else good).append(stage.score)
     return good, defective
 
 

@@ -201,11 +201,33 @@ def test_recipe_values_are_defaults_that_flags_override(tmp_path):
 @pytest.mark.parametrize(
     "recipe", sorted((Path(__file__).parent.parent / "training" / "recipes").glob("*.yaml"))
 )
-def test_shipped_recipes_are_valid_training_settings(recipe):
-    from training.train import load_settings
+def test_shipped_recipes_are_valid_training_settings(recipe, tmp_path):
+    """Detector recipes through the detector's settings; `kind: classify|anomaly` ones through theirs."""
+    kind = yaml.safe_load(recipe.read_text(encoding="utf-8")).get("kind", "detect")
+    if kind == "detect":
+        from training.train import load_settings
 
-    settings = load_settings(recipe, {})
-    assert settings.model.endswith(".yaml") and settings.epochs > 0
+        settings = load_settings(recipe, {})
+        assert settings.model.endswith(".yaml") and settings.epochs > 0
+        return
+    import argparse
+
+    from lineside.commands.train_judges import _validated, _values
+
+    args = argparse.Namespace(
+        recipe=recipe, kind=kind, data=tmp_path, out=None, work=None, name=None, version="1.0.0",
+        **dict.fromkeys(("imgsz", "epochs", "batch", "seed", "device", "workers", "lr", "target_escape",
+                         "coreset_ratio", "max_bank", "chunk_rows", "quantile", "margin", "min_area_px")),
+    )  # fmt: skip
+    values = _values(args, "x")
+    if kind == "classify":
+        from training.classify_train import ClassifySettings
+
+        assert _validated(ClassifySettings, values, str(recipe)).epochs > 0
+    else:
+        from training.anomaly_train import AnomalySettings
+
+        assert 0 < _validated(AnomalySettings, values, str(recipe)).coreset_ratio <= 1
 
 
 @pytest.mark.slow
