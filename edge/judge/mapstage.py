@@ -7,7 +7,7 @@ minimum area (px, or mm^2 once calibrated), both counted inside the region of in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,10 @@ class MapStage:
     settings: MapSettings
     roi: RoiConfig
     first_class_id: int  # this stage's first defect class in the chain's class list
+    # The ROI as a heat-map mask, per frame size: the same for every part of a station.
+    _masks: dict[tuple[int, int], npt.NDArray[np.bool_]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def card(self) -> ModelCard:
@@ -56,7 +60,10 @@ class MapStage:
     def judge(self, frame: npt.NDArray[np.uint8], scale: Scale | None) -> StageResult:
         """This stage's verdict on `frame`; InferenceError and LinesideError propagate to the chain."""
         output = self.model.run(frame)
-        inside = _roi_mask(output, self.roi, frame.shape[1], frame.shape[0])
+        size = (frame.shape[1], frame.shape[0])
+        inside = self._masks.get(size)
+        if inside is None or inside.shape != output.heatmap.shape:
+            inside = self._masks[size] = _roi_mask(output, self.roi, *size)
         heat = np.where(inside, output.heatmap, 0.0).astype(np.float32)
         row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
         hottest = output.to_frame(float(col), float(row))
