@@ -21,9 +21,14 @@ def read_json_model(path: Path, model: type[T], what: str) -> T:
         raise LinesideError(f"{path}: {what} missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LinesideError(f"{path}: unreadable {what} ({exc})") from None
+    return validate_model(model, raw, str(path))
+
+
+def validate_model(model: type[T], raw: object, origin: str) -> T:
+    """`raw` (parsed JSON or YAML, flags) as `model`; LinesideError "<origin>: field 'x.y': why"."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise LinesideError(f"{path}: field '{where}': {first['msg']}") from None
+        raise LinesideError(f"{origin}: field '{where}': {first['msg']}") from None

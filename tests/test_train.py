@@ -212,7 +212,8 @@ def test_shipped_recipes_are_valid_training_settings(recipe, tmp_path):
         return
     import argparse
 
-    from lineside.commands.train_judges import _validated, _values
+    from edge.jsonmodel import validate_model
+    from lineside.commands.train_judges import _values
 
     args = argparse.Namespace(
         recipe=recipe, kind=kind, data=tmp_path, out=None, work=None, name=None, version="1.0.0",
@@ -223,11 +224,11 @@ def test_shipped_recipes_are_valid_training_settings(recipe, tmp_path):
     if kind == "classify":
         from training.classify_train import ClassifySettings
 
-        assert _validated(ClassifySettings, values, str(recipe)).epochs > 0
+        assert validate_model(ClassifySettings, values, str(recipe)).epochs > 0
     else:
         from training.anomaly_train import AnomalySettings
 
-        assert 0 < _validated(AnomalySettings, values, str(recipe)).coreset_ratio <= 1
+        assert 0 < validate_model(AnomalySettings, values, str(recipe)).coreset_ratio <= 1
 
 
 @pytest.mark.slow

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import DataLoader
 
 from edge.atomic import atomic_write_bytes
 from edge.errors import LinesideError
+from edge.jsonmodel import validate_model
 from edge.modelstore.card import TrainingInfo
 from training.backbone import locate_weights
 from training.classify_data import PartDataset, PartSet, parts_fingerprint, read_parts
@@ -102,12 +103,7 @@ class ClassifySettings(BaseModel):
 
 def load_classify_settings(values: dict[str, Any], source: str = "command line") -> ClassifySettings:
     """Settings from a mapping (recipe keys and flags); a one-line LinesideError naming the field."""
-    try:
-        return ClassifySettings.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise LinesideError(f"{source}: field '{field}': {first['msg']}") from None
+    return validate_model(ClassifySettings, values, source)
 
 
 def resolve_device(device: str) -> torch.device:

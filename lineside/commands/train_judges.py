@@ -7,17 +7,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from edge.errors import LinesideError
+from edge.jsonmodel import validate_model
 
 # Flags shared with the detector's `lineside train`, by the settings field they set.
 COMMON_FLAGS = ("imgsz", "epochs", "batch", "seed", "device", "workers", "lr", "target_escape")
 ANOMALY_FLAGS = ("coreset_ratio", "max_bank", "chunk_rows", "quantile", "margin", "min_area_px")
-_Settings = TypeVar("_Settings", bound=BaseModel)
 NOT_FOR_ANOMALY = ("epochs", "workers", "lr")  # nothing to fine-tune: features and a memory bank
 
 
@@ -51,16 +50,6 @@ def _values(args: argparse.Namespace, name: str) -> dict[str, Any]:
     return values
 
 
-def _validated(model: type[_Settings], values: dict[str, Any], source: str) -> _Settings:
-    """Settings from a mapping; a one-line LinesideError naming the field."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise LinesideError(f"{source}: field '{field}': {first['msg']}") from None
-
-
 def handle_judge(args: argparse.Namespace, default_name: str) -> int:
     """Train and export a classify or anomaly model; exit 2 on bad settings or data, 1 on a failed run."""
     try:
@@ -72,7 +61,7 @@ def handle_judge(args: argparse.Namespace, default_name: str) -> int:
         else:
             from training.anomaly_train import AnomalySettings, train_anomaly
 
-            out = train_anomaly(_validated(AnomalySettings, values, str(args.recipe or "command line")))
+            out = train_anomaly(validate_model(AnomalySettings, values, str(args.recipe or "command line")))
     except LinesideError as exc:
         print(f"lineside train: {exc}", file=sys.stderr)
         return 2
