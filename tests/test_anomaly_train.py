@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from edge.errors import LinesideError
 from edge.modelstore.card import ModelCard, load_verified
-from training.anomaly_export import (
+from training.evaldata import read_split
+from training.judges.anomaly_export import (
     AnomalyModel,
     NearestGood,
     PatchFeatures,
@@ -32,10 +33,9 @@ from training.anomaly_export import (
     run_session,
     to_patches,
 )
-from training.anomaly_threshold import auroc, choose_threshold
-from training.anomaly_train import AnomalySettings, find_data, train_anomaly
-from training.backbone import build_backbone, locate_weights
-from training.evaldata import read_split
+from training.judges.anomaly_threshold import auroc, choose_threshold
+from training.judges.anomaly_train import AnomalySettings, find_data, train_anomaly
+from training.judges.backbone import build_backbone, locate_weights
 from training.synth import write_dataset
 
 torch.set_num_threads(1)

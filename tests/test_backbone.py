@@ -12,7 +12,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
 from edge.errors import LinesideError
-from training.backbone import Normalise, build_backbone, locate_weights, map_keys
+from training.judges.backbone import Normalise, build_backbone, locate_weights, map_keys
 
 torch.set_num_threads(1)
 

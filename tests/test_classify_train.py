@@ -20,8 +20,8 @@ from torch import nn
 from edge.errors import LinesideError
 from edge.judge.detector.preprocess import Preprocessor
 from edge.modelstore.card import load_verified, read_card
-from training.backbone import locate_weights
-from training.classify_data import (
+from training.judges.backbone import locate_weights
+from training.judges.classify_data import (
     FrameTensor,
     PartDataset,
     input_spec,
@@ -29,7 +29,7 @@ from training.classify_data import (
     parts_fingerprint,
     read_parts,
 )
-from training.classify_export import (
+from training.judges.classify_export import (
     Classifier,
     ClassifierGraph,
     auroc,
@@ -38,7 +38,7 @@ from training.classify_export import (
     choose_score_threshold,
     export_onnx,
 )
-from training.classify_train import (
+from training.judges.classify_train import (
     CHECKPOINT,
     ClassifySettings,
     load_checkpoint,
@@ -62,7 +62,7 @@ def guard(event, args):
 sys.addaudithook(guard)
 import torch
 torch.set_num_threads(1)
-from training.classify_train import ClassifySettings, train_classifier
+from training.judges.classify_train import ClassifySettings, train_classifier
 train_classifier(ClassifySettings.model_validate_json(sys.argv[1]))
 """
 
@@ -358,7 +358,7 @@ def test_the_trained_classifier_judges_in_a_real_run_chained_with_the_demo_detec
 def test_int8_copy_keeps_the_cards_proof_and_its_parity_with_fp32_is_measured(trained, synth, tmp_path):
     from edge.judge.scoremap import ScoreMapModel
     from training.evaldata import read_split
-    from training.judge_int8 import judge_parity, quantize_judge
+    from training.judges.judge_int8 import judge_parity, quantize_judge
 
     settings, _ = trained
     images = [item.image for item in read_split(synth, "val").items]

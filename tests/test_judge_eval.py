@@ -15,7 +15,7 @@ from edge.modelstore.card import read_card
 from tests.line import lineside, make_station
 from tests.mapmodels import dark_part, make_map_model, with_spot
 from tests.models import ModelBox, make_yolo_model
-from training.judge_metrics import auroc, choose_threshold
+from training.judges.judge_metrics import auroc, choose_threshold
 
 
 def _split(root: Path, spots: list[int | None], split: str = "val") -> Path:
@@ -112,8 +112,8 @@ def test_eval_of_a_chain_across_two_sites_writes_a_side_by_side_table(tmp_path: 
 def test_two_stages_tuned_together_beat_each_stage_tuned_alone(tmp_path: Path) -> None:
     from edge.judge.inspection import Verdict
     from training.evaldata import Split, SplitItem
-    from training.judge_report import build_report
-    from training.judge_scores import JudgedPart, JudgedSplit
+    from training.judges.judge_report import build_report
+    from training.judges.judge_scores import JudgedPart, JudgedSplit
 
     # Stage a sees defect kind A (scores 0.9) and not B; stage b the other way round; good parts 0.1-0.3.
     truth = [True] * 4 + [False] * 4

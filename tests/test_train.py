@@ -222,11 +222,11 @@ def test_shipped_recipes_are_valid_training_settings(recipe, tmp_path):
     )  # fmt: skip
     values = _values(args, "x")
     if kind == "classify":
-        from training.classify_train import ClassifySettings
+        from training.judges.classify_train import ClassifySettings
 
         assert validate_model(ClassifySettings, values, str(recipe)).epochs > 0
     else:
-        from training.anomaly_train import AnomalySettings
+        from training.judges.anomaly_train import AnomalySettings
 
         assert 0 < validate_model(AnomalySettings, values, str(recipe)).coreset_ratio <= 1
 

@@ -259,8 +259,8 @@ def evaluate_version(folder: Path, data_dir: Path, gate: GateConfig, split: str 
     from training.evaluate import evaluate
 
     if read_card(folder).task != "detect":
-        from training.judge_eval import evaluate_judges
-        from training.judge_scores import recipe_for
+        from training.judges.judge_eval import evaluate_judges
+        from training.judges.judge_scores import recipe_for
 
         recipe = recipe_for(folder, None, None)
         out = folder / EVAL_REPORT.parent

@@ -24,7 +24,7 @@ from edge.judge.inspector import Inspector
 from edge.judge.mapstage import MapStage
 
 Frame = np.ndarray
-# Node names the anomaly exporter gives the memory-bank search (training/anomaly_export.py): the distance
+# Node names the anomaly exporter gives the bank search (training/judges/anomaly_export.py): the distance
 # blocks and their minimum. Everything else in the graph is the backbone and the map's smoothing.
 SEARCH_MARKERS = ("bank", "search", "nearest", "knn")
 

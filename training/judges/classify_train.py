@@ -2,7 +2,7 @@
 
 One checkpoint (model, optimiser, epoch, RNG state, run identity) is written atomically under the work dir
 after every epoch; the same command run again continues after the last finished epoch (a run with other
-data or settings is refused). Then the model is exported (training/classify_export.py) with its threshold.
+data or settings is refused). Then the model is exported (classify_export.py) with its threshold.
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from edge.atomic import atomic_write_bytes
 from edge.errors import LinesideError
 from edge.jsonmodel import validate_model
 from edge.modelstore.card import TrainingInfo
-from training.backbone import locate_weights
-from training.classify_data import PartDataset, PartSet, parts_fingerprint, read_parts
-from training.classify_export import (
+from training.export import code_version
+from training.judges.backbone import locate_weights
+from training.judges.classify_data import PartDataset, PartSet, parts_fingerprint, read_parts
+from training.judges.classify_export import (
     Classifier,
     auroc,
     build_classifier,
     export_classifier,
     require_good_and_defective,
 )
-from training.export import code_version
 from training.train import go_offline
 
 if TYPE_CHECKING:  # albumentations is imported only once training has gone offline (go_offline)

@@ -2,7 +2,7 @@
 
 Learned from good parts only: the train split's parts without defect boxes (or a folder of good images)
 go through the appliance's own Preprocessor and the pretrained EfficientNet-Lite0; a greedy k-center
-coreset of their patch features is the memory bank; the exported graph (training/anomaly_export.py)
+coreset of their patch features is the memory bank; the exported graph (training/judges/anomaly_export.py)
 is scored by onnxruntime on the validation split to choose the threshold, so the card's numbers are
 the shipped file's. Steps are cached under the work dir: a rerun skips what is done.
 
@@ -38,8 +38,8 @@ from edge.atomic import atomic_write_text
 from edge.errors import LinesideError
 from edge.judge.detector.preprocess import Preprocessor
 from edge.modelstore.card import InputSpec
-from training.anomaly_threshold import choose_threshold, val_metrics
 from training.evaldata import read_split
+from training.judges.anomaly_threshold import choose_threshold, val_metrics
 from training.scoring import IMAGE_SUFFIXES
 
 Progress = Callable[[str], None]
@@ -188,7 +188,7 @@ def featurise(
     """Patch features (n_images * h * w, D) of `images`, cached in shards of SHARD_IMAGES under `cache`."""
     import torch
 
-    from training.anomaly_export import to_patches
+    from training.judges.anomaly_export import to_patches
 
     cache.mkdir(parents=True, exist_ok=True)
     preprocess = Preprocessor(InputSpec(width=imgsz, height=imgsz))
@@ -276,8 +276,8 @@ def memory_bank(
     """The coreset bank (cached), the number of good patches it came from, and the feature module."""
     import torch
 
-    from training.anomaly_export import LAYERS, PatchFeatures
-    from training.backbone import build_backbone
+    from training.judges.anomaly_export import LAYERS, PatchFeatures
+    from training.judges.backbone import build_backbone
 
     device = torch_device(settings.device)
     features = PatchFeatures(build_backbone(weights)).eval()
@@ -309,7 +309,7 @@ def score_parts(
     be hotter than any defect: a threshold chosen on it passed 6.6 % of magnetic tile's defective val parts
     on the line where the card said 4.9 %.
     """
-    from training.anomaly_export import run_session
+    from training.judges.anomaly_export import run_session
 
     preprocess = Preprocessor(InputSpec(width=imgsz, height=imgsz))
     scores = []
@@ -344,7 +344,7 @@ def export_and_check(
     """model.onnx in `out` (any old card removed first: a folder with a card is complete), checked
     against the torch module on a few validation parts; the path and an onnxruntime session."""
     from edge.modelstore.card import sha256_file
-    from training.anomaly_export import (
+    from training.judges.anomaly_export import (
         PARITY_ATOL,
         AnomalyModel,
         NearestGood,
@@ -379,9 +379,9 @@ def train_anomaly(settings: AnomalySettings, progress: Progress = stderr_progres
 
     go_offline()
     from edge.modelstore.card import TrainingInfo
-    from training.anomaly_export import write_anomaly_card
-    from training.backbone import locate_weights
     from training.export import code_version
+    from training.judges.anomaly_export import write_anomaly_card
+    from training.judges.backbone import locate_weights
 
     weights = locate_weights()
     data = find_data(settings.data, settings.work, progress)

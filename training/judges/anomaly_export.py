@@ -34,8 +34,8 @@ from edge.modelstore.card import (
     sha256_file,
     write_card,
 )
-from training.anomaly_threshold import ThresholdChoice
-from training.backbone import STAGE_CHANNELS, Normalise
+from training.judges.anomaly_threshold import ThresholdChoice
+from training.judges.backbone import STAGE_CHANNELS, Normalise
 
 OPSET = 17
 INPUT_NAME = "images"

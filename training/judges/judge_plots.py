@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 
 from edge.judge.heatmaps import overlay_all
 from edge.judge.inspection import Verdict
-from training.judge_metrics import curve
-from training.judge_report import JudgeReport
+from training.judges.judge_metrics import curve
+from training.judges.judge_report import JudgeReport
 
 WORST_EACH = 8
 CELL = 192

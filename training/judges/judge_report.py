@@ -17,8 +17,8 @@ import numpy as np
 from edge.atomic import atomic_write_text
 from edge.judge.inspection import Verdict
 from edge.modelstore.card import Thresholds, read_card, write_card
-from training.judge_metrics import OperatingPoint, at_threshold, auroc, choose_threshold
-from training.judge_scores import JudgedSplit
+from training.judges.judge_metrics import OperatingPoint, at_threshold, auroc, choose_threshold
+from training.judges.judge_scores import JudgedSplit
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ from edge.modelstore.card import (
     sha256_file,
     write_card,
 )
-from training.backbone import BackboneWeights, Normalise, build_backbone
-from training.classify_data import Frame, FrameTensor, PartSet, input_spec, load_frame
 from training.export import OPSET
+from training.judges.backbone import BackboneWeights, Normalise, build_backbone
+from training.judges.classify_data import Frame, FrameTensor, PartSet, input_spec, load_frame
 from training.registry import export_parity, save_parity
 
 INPUT_NAME = "images"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from edge.atomic import atomic_write_text
 from edge.station.config import RecipeConfig
-from training.judge_report import JudgeReport, build_report, markdown, write_report
-from training.judge_scores import judge_split, load_inspector
+from training.judges.judge_report import JudgeReport, build_report, markdown, write_report
+from training.judges.judge_scores import judge_split, load_inspector
 
 
 def evaluate_judges(  # noqa: PLR0917 (the CLI's one call)
@@ -30,7 +30,9 @@ def evaluate_judges(  # noqa: PLR0917 (the CLI's one call)
         if out_dir is not None:
             site_dir = out_dir if len(data_dirs) == 1 else out_dir / data_dir.name
             if plots:
-                from training.judge_plots import write_plots  # matplotlib only when plots are asked for
+                from training.judges.judge_plots import (
+                    write_plots,  # matplotlib only when plots are asked for
+                )
 
                 report = replace(report, plots=write_plots(report, site_dir))
             write_report(report, site_dir)
