@@ -268,3 +268,12 @@ def test_tiled_training_records_its_tile_size_and_the_detector_tiles_with_it(dat
     assert image is not None
     result_96 = detector.detect(np.asarray(image, dtype=np.uint8), conf_floor=0.0)
     assert all(0 <= v <= 96 for d in result_96.detections for v in d.box)
+
+
+def test_detector_only_flags_are_refused_for_the_judge_kinds(tmp_path):
+    from tests.line import lineside
+
+    done = lineside("train", "--kind", "anomaly", "--data", str(tmp_path), "--model", "best.pt")
+    assert done.returncode == 2 and "lineside train: --model: only for --kind detect" in done.stderr
+    done = lineside("train", "--kind", "anomaly", "--data", str(tmp_path), "--epochs", "3")
+    assert done.returncode == 2 and "--epochs: an anomaly model is not trained in epochs" in done.stderr

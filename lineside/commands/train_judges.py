@@ -17,10 +17,14 @@ from edge.jsonmodel import validate_model
 # Flags shared with the detector's `lineside train`, by the settings field they set.
 COMMON_FLAGS = ("imgsz", "epochs", "batch", "seed", "device", "workers", "lr", "target_escape")
 ANOMALY_FLAGS = ("coreset_ratio", "max_bank", "chunk_rows", "quantile", "margin", "min_area_px")
+DETECTOR_ONLY = ("model", "tile", "tile_overlap", "time_hours", "plots", "preview_augment")
 NOT_FOR_ANOMALY = ("epochs", "workers", "lr")  # nothing to fine-tune: features and a memory bank
 
 
 def _values(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    for flag in DETECTOR_ONLY:
+        if getattr(args, flag, None) is not None:
+            raise LinesideError(f"--{flag.replace('_', '-')}: only for --kind detect")
     values: dict[str, Any] = {}
     if args.recipe is not None:
         try:
