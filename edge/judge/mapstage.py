@@ -71,9 +71,32 @@ class MapStage:
             return self._classify(output, heat, hottest)
         return self._anomaly(output, heat, hottest, scale)
 
-    def _model_ref(self) -> dict[str, str]:
+    def _result(  # noqa: PLR0917 (the two kinds' one shared constructor)
+        self,
+        decision: Decision,
+        score: float,
+        threshold: float,
+        hottest: tuple[float, float],
+        heatmap: npt.NDArray[np.uint8],
+        output: MapOutput,
+        area_px: float | None = None,
+        area_mm2: float | None = None,
+    ) -> StageResult:
         card = self.card
-        return {"name": card.name, "version": card.version, "sha256": card.sha256}
+        return StageResult(
+            stage=self.name,
+            kind=card.task,
+            model={"name": card.name, "version": card.version, "sha256": card.sha256},
+            decision=decision,
+            score=score,
+            threshold=threshold,
+            hottest=hottest,
+            area_px=area_px,
+            area_mm2=area_mm2,
+            heatmap=heatmap,
+            timings_ms=output.timings_ms,
+            near_threshold=NEAR_THRESHOLD * threshold <= score < threshold,
+        )
 
     def _classify(
         self, output: MapOutput, heat: npt.NDArray[np.float32], hottest: tuple[float, float]
@@ -92,18 +115,8 @@ class MapStage:
             reason = f"ACCEPT: defect score {score:.2f} < {threshold:.2f} ({self.name})"
             decision = Decision(Verdict.ACCEPT, (reason,))
         peak = float(heat.max())
-        return StageResult(
-            stage=self.name,
-            kind="classify",
-            model=self._model_ref(),
-            decision=decision,
-            score=score,
-            threshold=threshold,
-            hottest=hottest,
-            heatmap=display_heatmap(heat, peak / 2.0 if peak > 0 else 1.0),  # relative: a CAM has no units
-            timings_ms=output.timings_ms,
-            near_threshold=NEAR_THRESHOLD * threshold <= score < threshold,
-        )
+        shown = display_heatmap(heat, peak / 2.0 if peak > 0 else 1.0)  # relative: a CAM has no units
+        return self._result(decision, score, threshold, hottest, shown, output)
 
     def _anomaly(
         self,
@@ -144,20 +157,8 @@ class MapStage:
             decision = Decision(
                 Verdict.ACCEPT, (f"ACCEPT: anomaly score {score:.2f} < {threshold:.2f} ({self.name})",)
             )
-        return StageResult(
-            stage=self.name,
-            kind="anomaly",
-            model=self._model_ref(),
-            decision=decision,
-            score=score,
-            threshold=threshold,
-            hottest=hottest,
-            area_px=area_px,
-            area_mm2=area_mm2,
-            heatmap=display_heatmap(heat, pixel),
-            timings_ms=output.timings_ms,
-            near_threshold=NEAR_THRESHOLD * threshold <= score < threshold,
-        )
+        shown = display_heatmap(heat, pixel)
+        return self._result(decision, score, threshold, hottest, shown, output, area_px, area_mm2)
 
 
 def _robot_score(score: float, threshold: float) -> float:
