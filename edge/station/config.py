@@ -12,10 +12,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.aas.config import AasConfig
 from edge.errors import LinesideError
 from edge.fleet.config import FleetConfig
 from edge.judge.detector.config import DetectorConfig
 from edge.judge.rules import RoiConfig, RulesConfig
+from edge.opcua.config import OpcUaConfig
 from edge.records.config import RecordsConfig
 from edge.robotlink.config import RobotLinkConfig
 from edge.sources.config import SourceConfig
@@ -223,6 +225,8 @@ class LinesideConfig(_Section):
     station_check: StationCheckConfig = Field(default_factory=StationCheckConfig)
     status: StatusConfig = Field(default_factory=StatusConfig, description="Local status page and /metrics.")
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="Final records to an MQTT broker.")
+    aas: AasConfig = Field(default_factory=AasConfig, description="Asset Administration Shell, live API.")
+    opcua: OpcUaConfig = Field(default_factory=OpcUaConfig, description="OPC UA Machine Vision server.")
     max_parts: int | None = Field(None, ge=1, description="Stop cleanly after this many inspections.")
 
     @model_validator(mode="after")

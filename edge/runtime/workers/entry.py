@@ -27,17 +27,24 @@ WORKER_CLASSES = {
     "capture": "edge.runtime.workers.capture:CaptureWorker",
     "status": "edge.runtime.workers.status:StatusWorker",
     "fleet": "edge.runtime.workers.fleet:FleetWorker",
+    "aas": "edge.runtime.workers.aas:AasWorker",
+    "opcua": "edge.runtime.workers.opcua:OpcUaWorker",
 }
 
 # Observers, started only when enabled in the config: after the recorder and before the robot link (so
 # they see every final record, the shutdown's included), never part of READY, and given up (not a line
 # fault) when they keep failing. The line's verdicts never depend on them.
-OPTIONAL_WORKERS = ("status", "fleet")
+OPTIONAL_WORKERS = ("status", "fleet", "aas", "opcua")
 
 
 def worker_order(config: LinesideConfig) -> tuple[str, ...]:
     """The start order of this configuration's workers (the supervisor stops them in reverse)."""
-    enabled = {"status": config.status.enabled, "fleet": config.fleet.enabled}
+    enabled = {
+        "status": config.status.enabled,
+        "fleet": config.fleet.enabled,
+        "aas": config.aas.enabled,
+        "opcua": config.opcua.enabled,
+    }
     optional = tuple(name for name in OPTIONAL_WORKERS if enabled[name])
     return (WORKER_ORDER[0], *optional, *WORKER_ORDER[1:])
 

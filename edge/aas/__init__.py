@@ -1,0 +1,1 @@
+"""The station and its inspections as an Asset Administration Shell (export and live read-only API)."""
