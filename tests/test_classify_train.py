@@ -37,6 +37,7 @@ from training.judges.classify_export import (
     check_parity,
     choose_score_threshold,
     export_onnx,
+    onnx_session,
 )
 from training.judges.classify_train import (
     CHECKPOINT,
@@ -226,6 +227,25 @@ def test_parity_check_refuses_a_model_without_its_normalisation(three_class_expo
     unnormalised.normalise = nn.Identity()  # type: ignore[assignment]
     with pytest.raises(LinesideError, match="model refused"):
         check_parity(path, unnormalised.eval(), colour_frames(), IMGSZ)
+
+
+def test_test_time_flips_judge_the_part_and_its_mirror_alike(three_class_export, tmp_path):
+    model, plain_path = three_class_export
+    path = export_onnx(model, IMGSZ, tmp_path / "model.onnx", "0" * 64, tta="flips")
+    assert check_parity(path, model, colour_frames(), IMGSZ, tta="flips") <= 1e-4
+    plain, flipped = onnx_session(plain_path), onnx_session(path)
+    preprocess = Preprocessor(input_spec(IMGSZ))
+    frame = np.zeros((IMGSZ, IMGSZ, 3), np.uint8)
+    frame[20:60, 10:50] = 255  # a bright square in the top left corner, so the views differ
+    tensor, _ = preprocess(frame)
+    views = [tensor, tensor[..., ::-1], tensor[:, :, ::-1], tensor[:, :, ::-1, ::-1]]
+    alone = [plain.run(["scores"], {"images": np.ascontiguousarray(v)})[0] for v in views]
+    assert not np.allclose(alone[0], alone[3], atol=1e-4)  # the views really differ
+    scores, heat = flipped.run(["scores", "heatmap"], {"images": tensor})
+    np.testing.assert_allclose(scores, np.mean(alone, axis=0), atol=1e-5)
+    mirrored, mirrored_heat = flipped.run(["scores", "heatmap"], {"images": np.ascontiguousarray(views[1])})
+    np.testing.assert_allclose(mirrored, scores, atol=1e-5)  # the mirror image is the same part
+    np.testing.assert_allclose(mirrored_heat[..., ::-1], heat, atol=1e-4 * max(1.0, float(heat.max())))
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     judges = parser.add_argument_group("classify and anomaly (--kind)")
     judges.add_argument("--lr", type=float, help="classify: backbone learning rate, the head's 10x (1e-4)")
     judges.add_argument("--target-escape", type=float, help="escape rate the threshold is chosen for (0.05)")
+    judges.add_argument(
+        "--tta", choices=("none", "hflip", "flips"), help="classify: test-time flips in the model (none)"
+    )
     judges.add_argument("--coreset-ratio", type=float, help="anomaly: fraction of good patches kept")
     judges.add_argument("--max-bank", type=int, help="anomaly: most memory-bank rows")
     judges.add_argument("--chunk-rows", type=int, help="anomaly: bank rows per distance block (memory bound)")

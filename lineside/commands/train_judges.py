@@ -16,6 +16,7 @@ from edge.jsonmodel import validate_model
 
 # Flags shared with the detector's `lineside train`, by the settings field they set.
 COMMON_FLAGS = ("imgsz", "epochs", "batch", "seed", "device", "workers", "lr", "target_escape")
+CLASSIFY_FLAGS = ("tta",)
 ANOMALY_FLAGS = ("coreset_ratio", "max_bank", "chunk_rows", "quantile", "margin", "min_area_px")
 DETECTOR_ONLY = ("model", "tile", "tile_overlap", "time_hours", "plots", "preview_augment")
 NOT_FOR_ANOMALY = ("epochs", "workers", "lr")  # nothing to fine-tune: features and a memory bank
@@ -36,7 +37,12 @@ def _values(args: argparse.Namespace, name: str) -> dict[str, Any]:
         values.update({k: v for k, v in loaded.items() if k != "kind"})
         if loaded.get("kind", args.kind) != args.kind:
             raise LinesideError(f"{args.recipe}: kind {loaded['kind']} does not match --kind {args.kind}")
-    flags = COMMON_FLAGS + (ANOMALY_FLAGS if args.kind == "anomaly" else ())
+    anomaly = args.kind == "anomaly"
+    own, other = (ANOMALY_FLAGS, CLASSIFY_FLAGS) if anomaly else (CLASSIFY_FLAGS, ANOMALY_FLAGS)
+    for flag in other:
+        if getattr(args, flag, None) is not None:
+            raise LinesideError(f"--{flag.replace('_', '-')}: not for --kind {args.kind}")
+    flags = COMMON_FLAGS + own
     for flag in flags:
         value = getattr(args, flag, None)
         if value is None:

@@ -223,23 +223,27 @@ def greedy_coreset(
     import torch
 
     generator = torch.Generator().manual_seed(seed)
-    chosen = [torch.randint(len(patches), (1,), generator=generator).to(patches.device)[0]]
+    chosen = [int(torch.randint(len(patches), (1,), generator=generator)[0])]
     norms = (patches * patches).sum(dim=1)
-    # nearest[i]: squared distance from patch i to its nearest chosen patch (||p||^2 - 2 p.c + ||c||^2)
+    # nearest[i]: squared distance from patch i to its nearest chosen patch (||p||^2 - 2 p.c + ||c||^2).
+    # Every step works in two preallocated vectors: a fresh N-float temporary per step (thousands of
+    # steps) fragmented the allocator until a 1 M-patch coreset was killed at 24 GB.
     nearest = torch.full_like(norms, float("inf"))
+    distance = torch.empty_like(norms)
     every = every or max(1, rows // 10)
     started = time.monotonic()
     for step in range(1, rows + 1):
-        centre = patches[chosen[-1]]
-        distance = (norms - 2.0 * (patches @ centre) + norms[chosen[-1]]).clamp_min_(0.0)
+        centre = chosen[-1]
+        torch.mv(patches, patches[centre], out=distance)
+        distance.mul_(-2.0).add_(norms).add_(norms[centre]).clamp_min_(0.0)
         torch.minimum(nearest, distance, out=nearest)
         if step == rows:
             break
-        chosen.append(torch.argmax(nearest))
+        chosen.append(int(torch.argmax(nearest)))
         if step % every == 0:
             progress(f"coreset: {step}/{rows} rows ({_eta(step, rows, started)})")
     progress(f"coreset: {rows} rows in {time.monotonic() - started:.1f}s")
-    return np.asarray(torch.stack(chosen).cpu().numpy(), np.int64)
+    return np.asarray(chosen, np.int64)
 
 
 def coreset(

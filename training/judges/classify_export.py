@@ -81,26 +81,44 @@ def build_classifier(n_classes: int, weights: BackboneWeights | None = None) -> 
     return Classifier(build_backbone(weights), n_classes)
 
 
-class ClassifierGraph(nn.Module):
-    """What is exported: (scores (1, C), heatmap (1, H, W)) of a classifier, in eval mode."""
+TTA_VIEWS: dict[str, tuple[tuple[int, ...], ...]] = {
+    # the flipped axes of each view of the (N, C, H, W) input; () is the image as it is
+    "none": ((),),
+    "hflip": ((), (3,)),
+    "flips": ((), (3,), (2,), (2, 3)),
+}
 
-    def __init__(self, classifier: Classifier) -> None:
+
+class ClassifierGraph(nn.Module):
+    """What is exported: (scores (1, C), heatmap (1, H, W)) of a classifier, in eval mode.
+
+    With test-time flips the part is judged as it is and mirrored, in one batch: the probabilities are
+    the views' mean, the heat map the mean of each view's map flipped back onto the part.
+    """
+
+    def __init__(self, classifier: Classifier, tta: str = "none") -> None:
         super().__init__()
         self.classifier = classifier
+        self.views = TTA_VIEWS[tta]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         head = self.classifier.head
-        feats = self.classifier.features(images)
-        logits = head(feats.mean(dim=(2, 3)))
-        cams = F.conv2d(feats, head.weight[:, :, None, None], head.bias)  # per-location logits (1, C, h, w)
-        strongest = logits[:, 1:].argmax(dim=1, keepdim=True) + 1  # the most likely defect class
-        index = strongest[:, :, None, None].expand(-1, 1, cams.shape[2], cams.shape[3])
+        batch = torch.cat([images.flip(axes) if axes else images for axes in self.views])
+        feats = self.classifier.features(batch)
+        logits = head(feats.mean(dim=(2, 3)))  # (views, C)
+        probabilities = torch.softmax(logits, dim=1).mean(dim=0, keepdim=True)
+        cams = F.conv2d(feats, head.weight[:, :, None, None], head.bias)  # per-location logits (V, C, h, w)
+        strongest = logits.mean(dim=0, keepdim=True)[:, 1:].argmax(dim=1, keepdim=True) + 1
+        index = strongest[:, :, None, None].expand(cams.shape[0], 1, cams.shape[2], cams.shape[3])
         evidence = torch.gather(cams, 1, index) - cams[:, :1]
         heat = F.interpolate(evidence, size=images.shape[2:], mode="bilinear", align_corners=False)
-        return torch.softmax(logits, dim=1), torch.relu(heat)[:, 0]
+        maps = [heat[i : i + 1].flip(axes) if axes else heat[i : i + 1] for i, axes in enumerate(self.views)]
+        return probabilities, torch.relu(torch.stack(maps).mean(dim=0))[:, 0]
 
 
-def export_onnx(classifier: Classifier, imgsz: int, path: Path, backbone_sha256: str) -> Path:
+def export_onnx(
+    classifier: Classifier, imgsz: int, path: Path, backbone_sha256: str, tta: str = "none"
+) -> Path:
     """Write the graph as a static batch-1 fp32 ONNX file (opset 17) with lineside's metadata, checked.
 
     The TorchScript exporter (dynamo=False): the default dynamo exporter needs onnxscript (not a dependency)
@@ -108,7 +126,7 @@ def export_onnx(classifier: Classifier, imgsz: int, path: Path, backbone_sha256:
     """
     import onnx
 
-    graph = ClassifierGraph(classifier).eval()
+    graph = ClassifierGraph(classifier, tta).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.export")
     dummy = torch.zeros(1, 3, imgsz, imgsz)
@@ -149,14 +167,16 @@ def check_parity(
     classifier: Classifier,
     frames: Sequence[Frame],
     imgsz: int,
+    *,
     to_tensor: Callable[[Frame], torch.Tensor] | None = None,
+    tta: str = "none",
 ) -> float:
     """Largest (scaled) difference between onnxruntime on edge's pre-processing and the torch classifier on
     training's (`to_tensor`, default FrameTensor); LinesideError above PARITY_ATOL."""
     session = onnx_session(onnx_path)
     preprocess = Preprocessor(input_spec(imgsz))
     to_tensor = to_tensor or FrameTensor(imgsz)
-    graph = ClassifierGraph(classifier).eval()
+    graph = ClassifierGraph(classifier, tta).eval()
     worst = 0.0
     for frame in frames:
         served, _ = preprocess(frame)
@@ -258,6 +278,7 @@ def export_classifier(
     target_escape: float,
     weights: BackboneWeights,
     training: TrainingInfo,
+    tta: str = "none",
 ) -> ModelCard:
     """Export to out_dir (model.onnx, then card.json last), proven equal to the torch model through edge's
     pre-processing, with thresholds.score chosen on `val` through the exported model itself. A parity
@@ -267,13 +288,14 @@ def export_classifier(
     classifier = classifier.eval().cpu()
     # A folder with a card is complete: drop an older card first, so a failed export leaves none behind.
     (out_dir / CARD_FILE).unlink(missing_ok=True)
-    onnx_path = export_onnx(classifier, imgsz, out_dir / "model.onnx", weights.sha256)
+    onnx_path = export_onnx(classifier, imgsz, out_dir / "model.onnx", weights.sha256, tta)
     frames = [load_frame(item.image) for item in val.items[:PARITY_FRAMES]]
-    parity = check_parity(onnx_path, classifier, frames, imgsz)
+    parity = check_parity(onnx_path, classifier, frames, imgsz, tta=tta)
     scores = served_defect_scores(onnx_path, val, imgsz)
     names = [item.image.name for item in val.items]
     threshold, metrics = choose_score_threshold(names, scores, defective, target_escape)
     metrics["parity_max_diff"] = float(f"{parity:.3g}")
+    metrics["test_time_views"] = len(TTA_VIEWS[tta])
     card = ModelCard(
         name=name,
         version=version,

@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -81,6 +81,11 @@ class ClassifySettings(BaseModel):
         None, description="YAML file of factory augmentation options (training/augment.py); none: defaults."
     )
     workers: int | None = Field(None, ge=0, le=64, description="Dataloader workers; default min(8, cores).")
+    tta: Literal["none", "hflip", "flips"] = Field(
+        "none",
+        description="Test-time flips built into the exported model: none, hflip (the part and its mirror "
+        "image, 2x the run time) or flips (horizontal, vertical and both: 4x); the score is their mean.",
+    )
 
     @field_validator("device", mode="before")
     @classmethod
@@ -350,6 +355,7 @@ def train_classifier(settings: ClassifySettings) -> Path:
         val=val,
         target_escape=settings.target_escape,
         weights=weights,
+        tta=settings.tta,
         training=TrainingInfo(
             data_fingerprint=fingerprint,
             code_version=code_version(),
