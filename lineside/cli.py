@@ -23,6 +23,7 @@ COMMANDS = {
     "eval": "lineside.commands.eval",
     "models": "lineside.commands.models",
     "dataset": "lineside.commands.dataset",
+    "aas": "lineside.commands.aas",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

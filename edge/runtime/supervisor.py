@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAULT = 1
 MAX_IPC_PATH = 100  # sun_path is 108 bytes on Linux
+REPORT_READERS = ("status", "opcua")  # observers that read the supervision reports
 
 
 @dataclass
@@ -247,7 +248,7 @@ class Supervisor:
             self.zmq, self.endpoints.publish, LedgerEvent, bind=False, sub=True, hwm=10000
         )
         try:
-            if "status" in self.order:
+            if any(name in self.order for name in REPORT_READERS):
                 endpoint = supervision_endpoint(self.endpoints)
                 self._supervision = Sender(self.zmq, endpoint, SupervisionReport, bind=True, pub=True, hwm=10)
             for name in self.order:
@@ -349,7 +350,11 @@ class Supervisor:
 
     def _shutdown(self, health_out: Sender[Health], inspections: Receiver[LedgerEvent]) -> None:
         timeout = self.config.supervisor.stop_timeout_s
-        health_out.send(self.health())
+        health = self.health()
+        health_out.send(health)
+        # Observers learn of the shutdown (and of a FAULT, if that is why) before anything stops: the
+        # OPC UA state machine shows Halted or Error from this report.
+        self._report(health, time.monotonic(), force=True)
         for name in reversed(self.order):
             self._stop(self.slots[name], timeout)
             if name == "robotlink":
@@ -359,9 +364,9 @@ class Supervisor:
         if self._fault:
             log.error("stopped with FAULT: %s", self._fault)
 
-    def _report(self, health: Health, now: float) -> None:
-        """Tell the status worker about every worker (state, restarts, detail), a few times a second."""
-        if self._supervision is None or now - self._last_report < 0.25:
+    def _report(self, health: Health, now: float, force: bool = False) -> None:
+        """Tell the observers about every worker (state, restarts, detail), a few times a second."""
+        if self._supervision is None or (now - self._last_report < 0.25 and not force):
             return
         self._last_report = now
         workers = {

@@ -263,7 +263,8 @@ def _resolve_paths(raw: Any, base: Path) -> Any:
             registry = recipe.get("model_registry")
             if isinstance(registry, dict) and isinstance(registry.get("dir"), str):
                 registry["dir"] = str((base / registry["dir"]).resolve())
-    for section, key in (("source", "path"), ("records", "dir"), ("station", "runtime_dir")):
+    sections = (("source", "path"), ("records", "dir"), ("station", "runtime_dir"), ("aas", "token_file"))
+    for section, key in sections:
         part = raw.get(section)
         if isinstance(part, dict) and isinstance(part.get(key), str):
             part[key] = str((base / part[key]).resolve())
@@ -274,6 +275,11 @@ def _resolve_paths(raw: Any, base: Path) -> Any:
         for part, key in ((fleet, "password_file"), *((tls, k) for k in files)):
             if isinstance(part, dict) and isinstance(part.get(key), str):
                 part[key] = str((base / part[key]).resolve())
+    opcua = raw.get("opcua")
+    if isinstance(opcua, dict):  # the server's certificate, trusted clients and users, relative too
+        for key in ("state_dir", "certificate_file", "private_key_file", "trusted_dir", "users_file"):
+            if isinstance(opcua.get(key), str):
+                opcua[key] = str((base / opcua[key]).resolve())
     return raw
 
 

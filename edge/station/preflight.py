@@ -50,4 +50,9 @@ def preflight(config: LinesideConfig) -> list[str]:
     source = config.source
     if source.kind in ("folder", "video") and source.path is not None and not source.path.exists():
         raise LinesideError(f"source.path: {source.path} does not exist")
+    if config.aas.enabled and config.aas.token_file is not None:
+        from edge.aas.server import read_token  # the AAS API's token, refused now rather than at start
+
+        read_token(config.aas.token_file)
+        checked.append(f"aas: bearer token read from {config.aas.token_file}")
     return checked
