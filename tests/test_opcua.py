@@ -23,11 +23,11 @@ from edge.opcua.results import RESULT_COMPLETED, RESULT_FAILED, part_result
 from edge.opcua.security import ensure_server_identity
 from edge.opcua.server import StateUpdate, VisionServer
 from edge.opcua.state import VisionState, vision_state
-from edge.opcua.users import check_login, load_users, parse_users
+from edge.opcua.users import add_user, check_login, load_users, parse_users
 from edge.runtime.messages import LedgerEvent, Result, Trigger
 from edge.station.config import LinesideConfig, parse_config
 from edge.status.supervision import SupervisionReport, WorkerReport
-from tests.line import free_port
+from tests.line import free_port, lineside, make_station
 from tests.opcua_support import (
     ASYNCUA_CLI_URI,
     PASSWORD,
@@ -336,3 +336,24 @@ def test_a_trusted_certificate_logs_in_as_a_user_and_an_untrusted_one_does_not(s
     assert asyncio.run(_read_state_as_certificate_user(served, served.client)) == "Operational"
     with pytest.raises(Exception, match="BadUserAccessDenied"):
         asyncio.run(_read_state_as_certificate_user(served, served.stranger))
+
+
+def test_run_check_refuses_a_bad_users_file_and_a_missing_certificate_naming_them(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text("operator:plain-password\n", encoding="utf-8")
+    opcua: dict[str, Any] = {"enabled": True, "port": free_port(), "users_file": str(users)}
+    config, _ = make_station(tmp_path / "bad", extra={"opcua": opcua})
+    bad = lineside("run", "--check", str(config))
+    assert bad.returncode == 1 and f"{users}:1" in bad.stderr and "never a password" in bad.stderr
+    users.unlink()
+    add_user(users, "operator", "a good long password")
+    missing = tmp_path / "server.pem"
+    opcua |= {"certificate_file": str(missing), "private_key_file": str(missing)}
+    config, _ = make_station(tmp_path / "no-cert", extra={"opcua": opcua})
+    no_cert = lineside("run", "--check", str(config))
+    assert no_cert.returncode == 1 and "opcua.certificate_file" in no_cert.stderr, no_cert.stderr
+    del opcua["certificate_file"], opcua["private_key_file"]
+    config, _ = make_station(tmp_path / "good", extra={"opcua": opcua})
+    good = lineside("run", "--check", str(config))
+    assert good.returncode == 0, good.stderr
+    assert f"opcua: 1 user(s) in {users}" in good.stdout

@@ -55,4 +55,25 @@ def preflight(config: LinesideConfig) -> list[str]:
 
         read_token(config.aas.token_file)
         checked.append(f"aas: bearer token read from {config.aas.token_file}")
+    if config.opcua.enabled:
+        checked += _opcua_lines(config)
     return checked
+
+
+def _opcua_lines(config: LinesideConfig) -> list[str]:
+    """The OPC UA server's users file and certificate files, refused now rather than by a worker that
+    fails at start, restarts and is given up."""
+    from edge.opcua.users import load_users
+
+    opcua, lines = config.opcua, []
+    if opcua.users_file is not None:
+        users = load_users(opcua.users_file)
+        lines.append(f"opcua: {len(users)} user(s) in {opcua.users_file}")
+    for field in ("certificate_file", "private_key_file"):
+        path = getattr(opcua, field)
+        if path is not None and not path.is_file():
+            raise LinesideError(f"opcua.{field}: {path} does not exist")
+    if opcua.trusted_dir is not None and opcua.trusted_dir.exists() and not opcua.trusted_dir.is_dir():
+        raise LinesideError(f"opcua.trusted_dir: {opcua.trusted_dir} is not a folder")
+    lines.append(f"opcua: server at {opcua.endpoint_url()}")
+    return lines
