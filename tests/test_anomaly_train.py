@@ -34,7 +34,7 @@ from training.judges.anomaly_export import (
     to_patches,
 )
 from training.judges.anomaly_threshold import auroc, choose_threshold
-from training.judges.anomaly_train import AnomalySettings, find_data, train_anomaly
+from training.judges.anomaly_train import AnomalySettings, find_data, greedy_coreset, train_anomaly
 from training.judges.backbone import build_backbone, locate_weights
 from training.synth import write_dataset
 
@@ -288,3 +288,18 @@ def test_a_folder_of_good_images_is_split_for_the_threshold(tmp_path: Path) -> N
 def test_unknown_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="epochs"):
         AnomalySettings(data=tmp_path, out=tmp_path, work=tmp_path, name="x", epochs=3)  # type: ignore[call-arg]
+
+
+def test_greedy_coreset_is_the_textbook_k_center() -> None:
+    rng = np.random.default_rng(3)
+    patches = rng.standard_normal((500, 12)).astype(np.float32)
+    chosen = greedy_coreset(torch.from_numpy(patches), 25, seed=0, progress=lambda _: None)
+    # The textbook greedy k-center in float64: the same start, then always the farthest patch.
+    reference = [int(chosen[0])]
+    nearest = np.full(len(patches), np.inf)
+    for _ in range(24):
+        distance = ((patches.astype(np.float64) - patches[reference[-1]]) ** 2).sum(axis=1)
+        nearest = np.minimum(nearest, distance)
+        reference.append(int(np.argmax(nearest)))
+    assert chosen.tolist() == reference
+    assert len(set(chosen.tolist())) == 25
