@@ -34,7 +34,13 @@ from training.judges.anomaly_export import (
     to_patches,
 )
 from training.judges.anomaly_threshold import auroc, choose_threshold
-from training.judges.anomaly_train import AnomalySettings, find_data, greedy_coreset, train_anomaly
+from training.judges.anomaly_train import (
+    AnomalySettings,
+    find_data,
+    greedy_coreset,
+    pca_projection,
+    train_anomaly,
+)
 from training.judges.backbone import build_backbone, locate_weights
 from training.synth import write_dataset
 
@@ -241,6 +247,44 @@ def test_exported_chunked_model_gives_the_numpy_nearest_neighbour_map(tmp_path: 
         expected = model.map(torch.from_numpy(distances.astype(np.float32))).numpy()
     np.testing.assert_allclose(heatmap, expected, rtol=1e-3, atol=2e-3)
     assert score == pytest.approx(float(expected.max()), rel=1e-3)
+
+
+def test_exported_pca_model_searches_the_projected_patches(tmp_path: Path) -> None:
+    features = PatchFeatures(build_backbone(locate_weights())).eval()
+    image = np.random.default_rng(4).random((1, 3, IMGSZ, IMGSZ), dtype=np.float32)
+    with torch.no_grad():
+        patches = to_patches(features(torch.from_numpy(image))).numpy()
+    projection = pca_projection(patches, 16, seed=0, progress=lambda _: None)
+    noisy = patches[::4] + np.random.default_rng(5).normal(0, 0.5, patches[::4].shape)
+    bank = np.asarray(noisy @ projection, np.float32)
+    model = AnomalyModel(features, NearestGood(bank, chunk_rows=11), IMGSZ, projection=projection).eval()
+    path = export_anomaly(model, tmp_path / "model.onnx", IMGSZ, model_metadata("0" * 64, model.nearest))
+    score, heatmap = run_session(ort_session(path), image)
+    projected = patches.astype(np.float64) @ projection
+    distances = np.sqrt(((projected[:, None, :] - bank[None, :, :]) ** 2).sum(axis=2).min(axis=1))
+    with torch.no_grad():
+        expected = model.map(torch.from_numpy(distances.astype(np.float32))).numpy()
+    np.testing.assert_allclose(heatmap, expected, rtol=1e-3, atol=2e-3)
+    assert score == pytest.approx(float(expected.max()), rel=1e-3)
+
+
+def test_pca_projection_keeps_the_directions_of_most_variance_signed_the_same_every_time() -> None:
+    rng = np.random.default_rng(6)
+    # 3 strong directions hidden in 10 features, the rest small noise
+    basis = np.linalg.qr(rng.normal(size=(10, 10)))[0]
+    strengths = np.array([10.0, 5.0, 3.0] + [0.1] * 7)
+    patches = ((rng.normal(size=(2000, 10)) * strengths) @ basis.T).astype(np.float32)
+    said: list[str] = []
+    projection = pca_projection(patches, 3, seed=0, progress=said.append)
+    assert projection.shape == (10, 3) and projection.dtype == np.float32
+    # each direction found is one of the planted ones (up to sign), in order of strength
+    np.testing.assert_allclose(np.abs(basis[:, :3].T @ projection), np.eye(3), atol=0.05)
+    assert all(projection[np.abs(projection[:, k]).argmax(), k] > 0 for k in range(3))
+    again = pca_projection(patches[::-1].copy(), 3, seed=0, progress=said.append)
+    np.testing.assert_allclose(again, projection, atol=1e-4)
+    assert "3 of 10 dimensions keep 99." in said[0]
+    with pytest.raises(LinesideError, match="feature_dims: 11 is more than the 10 features"):
+        pca_projection(patches, 11, seed=0, progress=said.append)
 
 
 PEAK_PROBE = """

@@ -97,6 +97,12 @@ class AnomalyInfo(_Strict):
     chunk_rows: int = Field(gt=0, description="Bank rows per distance block: bounds the search's memory.")
     coreset_ratio: float = Field(gt=0.0, le=1.0, description="Fraction of the good patches kept.")
     layers: tuple[int, ...] = Field(min_length=1, description="Backbone stages whose features are used.")
+    pca_from: int | None = Field(
+        None,
+        gt=0,
+        description="PCA: the patch features' length before their projection onto feature_dim principal "
+        "directions of the good patches (baked into the graph); None: not projected.",
+    )
     threshold_source: Literal["validation", "good_quantile"] = Field(
         description="validation: chosen on a split with defects for a target escape rate; good_quantile: "
         "a quantile of good parts' scores times a margin (no defects seen)."

@@ -67,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     judges.add_argument("--coreset-ratio", type=float, help="anomaly: fraction of good patches kept")
     judges.add_argument("--max-bank", type=int, help="anomaly: most memory-bank rows")
+    judges.add_argument(
+        "--feature-dims", type=int, help="anomaly: PCA to this many feature dimensions (all 152)"
+    )
     judges.add_argument("--chunk-rows", type=int, help="anomaly: bank rows per distance block (memory bound)")
     judges.add_argument("--quantile", type=float, help="anomaly, good-only threshold: quantile (0.99)")
     judges.add_argument("--margin", type=float, help="anomaly, good-only threshold: factor over it (1.10)")

@@ -17,7 +17,15 @@ from edge.jsonmodel import validate_model
 # Flags shared with the detector's `lineside train`, by the settings field they set.
 COMMON_FLAGS = ("imgsz", "epochs", "batch", "seed", "device", "workers", "lr", "target_escape")
 CLASSIFY_FLAGS = ("tta",)
-ANOMALY_FLAGS = ("coreset_ratio", "max_bank", "chunk_rows", "quantile", "margin", "min_area_px")
+ANOMALY_FLAGS = (
+    "coreset_ratio",
+    "max_bank",
+    "chunk_rows",
+    "quantile",
+    "margin",
+    "min_area_px",
+    "feature_dims",
+)
 DETECTOR_ONLY = ("model", "tile", "tile_overlap", "time_hours", "plots", "preview_augment")
 NOT_FOR_ANOMALY = ("epochs", "workers", "lr")  # nothing to fine-tune: features and a memory bank
 

@@ -147,15 +147,27 @@ class AnomalyMap(nn.Module):
 class AnomalyModel(nn.Module):
     """The exported module: images (1, 3, H, W) to score (1,) = the map's maximum and heatmap (1, H, W)."""
 
-    def __init__(self, features: PatchFeatures, bank: NearestGood, imgsz: int) -> None:
+    projection: torch.Tensor | None
+
+    def __init__(
+        self,
+        features: PatchFeatures,
+        bank: NearestGood,
+        imgsz: int,
+        projection: npt.NDArray[np.float32] | None = None,
+    ) -> None:
         super().__init__()
         self.features = features
         self.nearest = bank
+        # PCA: (D, k) principal directions of the good patches; the bank holds projected rows.
+        self.register_buffer("projection", None if projection is None else torch.from_numpy(projection))
         grid = math.ceil(imgsz / 8)  # stride 8 with TF "same" padding
         self.map = AnomalyMap((grid, grid), (imgsz, imgsz))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         patches = to_patches(self.features(images))
+        if self.projection is not None:
+            patches = patches @ self.projection
         heatmap = self.map(self.nearest(patches).sqrt())
         return heatmap.amax(dim=(1, 2)), heatmap
 
@@ -269,9 +281,12 @@ def write_anomaly_card(
     backbone: dict[str, str],
     training: TrainingInfo,
     coreset_ratio: float,
+    feature_dim: int | None = None,
+    pca_from: int | None = None,
 ) -> ModelCard:
     """card.json beside model.onnx (written last: a folder with a card is complete); the card."""
     bank_size, chunk_rows = _bank_metadata(onnx_path)
+    full_dim = sum(STAGE_CHANNELS[layer] for layer in LAYERS)
     card = ModelCard(
         name=name,
         version=version,
@@ -288,7 +303,8 @@ def write_anomaly_card(
         backbone=BackboneInfo(**backbone),
         anomaly=AnomalyInfo(
             bank_size=bank_size,
-            feature_dim=sum(STAGE_CHANNELS[layer] for layer in LAYERS),
+            feature_dim=feature_dim or full_dim,
+            pca_from=pca_from,
             chunk_rows=chunk_rows,
             coreset_ratio=coreset_ratio,
             layers=LAYERS,
