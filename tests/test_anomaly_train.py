@@ -347,3 +347,45 @@ def test_greedy_coreset_is_the_textbook_k_center() -> None:
         reference.append(int(np.argmax(nearest)))
     assert chosen.tolist() == reference
     assert len(set(chosen.tolist())) == 25
+
+
+def test_int8_copy_gets_a_bank_of_its_own_features_and_a_threshold_of_its_own(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from training.judges.int8_bank import rebank_int8, search_chunks
+    from training.judges.judge_int8 import judge_parity, quantize_judge
+
+    data, model = trained
+    parts = find_data(data, tmp_path / "work", lambda _: None)
+    val = [item.image for item in read_split(data, "val").items]
+    int8 = tmp_path / "int8"
+    quantize_judge(model, list(parts.train_good[:8]), int8)
+    fp32_bank = json.loads(json.dumps(judge_parity(int8, model, val)))
+    fp32_card = load_verified(model)[0]
+    card = rebank_int8(int8, parts.train_good, parts.val_good, parts.val_defective, lambda _: None)
+    # the appliance loads it: sha256, bank size and chunking in the metadata all agree with the card
+    loaded, _ = load_verified(int8)
+    assert loaded == card and card.precision == "int8"
+    assert card.anomaly is not None and fp32_card.anomaly is not None
+    assert card.anomaly.bank_size == fp32_card.anomaly.bank_size
+    assert "rebuilt from the INT8 graph's own features" in str(card.training.args["int8_bank"])
+    assert card.thresholds.score is not None
+    assert card.metrics["threshold"] == pytest.approx(card.thresholds.score, abs=1e-6)
+    assert card.thresholds.score != fp32_card.thresholds.score
+    own_bank = judge_parity(int8, model, val)
+    # its own features as the bank: its scores come closer to the fp32 model's than against fp32 rows
+    assert own_bank["max_score_diff"] < fp32_bank["max_score_diff"]
+    rows = onnx.load(str(int8 / "model.onnx"))
+    _, chunks = search_chunks(rows)
+    assert len(chunks) == fp32_card.anomaly.bank_size // fp32_card.anomaly.chunk_rows + (
+        fp32_card.anomaly.bank_size % fp32_card.anomaly.chunk_rows > 0
+    )
+
+
+def test_a_graph_without_a_bank_search_is_not_rebanked(tmp_path: Path) -> None:
+    from tests.models import ModelBox, make_yolo_model
+    from training.judges.int8_bank import search_chunks
+
+    make_yolo_model(tmp_path / "det", ["scratch"], [ModelBox(10.0, 10.0, 5.0, 5.0, 0, 0.9)])
+    with pytest.raises(LinesideError, match="no single memory-bank search"):
+        search_chunks(onnx.load(str(tmp_path / "det" / "model.onnx")))

@@ -89,12 +89,13 @@ def handle_judge(args: argparse.Namespace, default_name: str) -> int:
     metrics = {k: v for k, v in card.metrics.items() if not isinstance(v, (dict, list))}
     print(f"lineside train: wrote {out} ({card.task}, threshold {card.thresholds.score}, {metrics})")
     if args.int8:
-        return _int8(out, Path(values["data"]))
+        return _int8(out, Path(values["data"]), Path(values["work"]))
     return 0
 
 
-def _int8(out: Path, data: Path) -> int:
-    """The INT8 sibling (backbone quantised) and its parity with the fp32 model, kept for the gate."""
+def _int8(out: Path, data: Path, work: Path) -> int:
+    """The INT8 sibling (backbone quantised; an anomaly model's bank rebuilt from its INT8 features) and
+    its parity with the fp32 model, kept for the gate."""
     from training.evaldata import read_split
     from training.judges.judge_int8 import judge_parity, quantize_judge
     from training.registry import save_parity
@@ -103,7 +104,13 @@ def _int8(out: Path, data: Path) -> int:
     try:
         train = [item.image for item in read_split(data, "train").items]
         val = [item.image for item in read_split(data, "val").items]
-        quantize_judge(out, train[:: max(1, len(train) // 64)][:64], int8_dir)
+        card = quantize_judge(out, train[:: max(1, len(train) // 64)][:64], int8_dir)
+        if card.task == "anomaly":
+            from training.judges.anomaly_train import find_data, stderr_progress
+            from training.judges.int8_bank import rebank_int8
+
+            parts = find_data(data, work, stderr_progress)
+            rebank_int8(int8_dir, parts.train_good, parts.val_good, parts.val_defective, stderr_progress)
         parity = judge_parity(int8_dir, out, val[:: max(1, len(val) // 50)][:50])
     except LinesideError as exc:
         print(f"lineside train: INT8: {exc}", file=sys.stderr)

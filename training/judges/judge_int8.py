@@ -32,6 +32,9 @@ def judge_parity(candidate: Path, reference: Path, images: Sequence[Path]) -> di
     if cand.card.task != ref.card.task or cand.card.classes != ref.card.classes:
         raise LinesideError(f"{candidate}: not the same kind of model as {reference}; nothing to compare")
     threshold = float(ref.card.thresholds.score or 0.0)
+    # An INT8 anomaly model has its own bank and so its own threshold (int8_bank.py): each model's verdict
+    # is taken at its own card's threshold; the scores must still agree within the tolerance.
+    own = float(cand.card.thresholds.score or 0.0)
     room = SCORE_TOLERANCE * max(threshold, 1e-6)
     failed, worst = [], 0.0
     for path in images:
@@ -41,7 +44,7 @@ def judge_parity(candidate: Path, reference: Path, images: Sequence[Path]) -> di
         frame = np.asarray(image, dtype=np.uint8)
         a, b = cand.run(frame).score, ref.run(frame).score
         worst = max(worst, abs(a - b))
-        if abs(a - b) > room or (a >= threshold) != (b >= threshold):
+        if abs(a - b) > room or (a >= own) != (b >= threshold):
             failed.append(path.name)
     return {
         "passed": bool(images) and not failed,
