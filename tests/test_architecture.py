@@ -24,7 +24,7 @@ LAYERS = {
     "training": ("calibration", "lineside"),
 }
 # The shared leaves that may stay at the top of edge/; everything else lives in a package named for its role.
-EDGE_LEAVES = {"__init__.py", "atomic.py", "errors.py", "geometry.py", "jsonmodel.py"}
+EDGE_LEAVES = {"__init__.py", "atomic.py", "errors.py", "geometry.py", "i18n.py", "jsonmodel.py"}
 
 
 def _copy(tmp_path: Path) -> Path:

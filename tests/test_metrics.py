@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge.records.images import crop_files
 from edge.records.query import query
 from tests.line import free_port, lineside, make_station, running_line
 from tests.test_line import _connect, _trigger_and_wait, _wait_ready
@@ -80,7 +81,16 @@ def test_metrics_match_the_parts_the_robot_triggered(tmp_path: Path) -> None:
     assert all(
         samples[("lineside_worker_restarts_total", (("worker", w),))] == 0 for w in ("capture", "status")
     )
-    kept = sum((tmp_path / "records" / r.image_path).stat().st_size for r in records if r.image_path)
+    # The recorder's count covers each kept image and the evidence crops kept beside it (the same quota).
+    kept = sum(
+        path.stat().st_size
+        for r in records
+        if r.image_path
+        for path in (
+            tmp_path / "records" / r.image_path,
+            *crop_files(tmp_path / "records", r.image_path).values(),
+        )
+    )
     assert samples[("lineside_records_image_bytes", ())] == kept > 0
     assert samples[("lineside_records_quota_bytes", ())] == 20 * 1024 * 1024
 

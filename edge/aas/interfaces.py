@@ -189,6 +189,7 @@ def _status(config: LinesideConfig, sm_id: str) -> model.SubmodelElementCollecti
         base,
         "application/json",
         properties,
+        bearer=status.token_file is not None,  # scrapers' bearer token (browsers log in on the page)
     )
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from edge.judge.detector.config import DetectorConfig
 from edge.judge.detector.detector import Detector
 from edge.judge.detector.errors import InferenceError, InvalidFrame
 from edge.judge.detectstage import DetectStage
+from edge.judge.evidence import build_evidence, fault_evidence
 from edge.judge.inspection import Decision, Detection, Verdict
 from edge.judge.mapstage import MapSettings, MapStage
 from edge.judge.rules import RoiConfig, check_rules, rules_from_card
@@ -135,6 +137,18 @@ class Inspector:
             any(r.near_threshold for r in results),
             results,
         )
+
+    def evidence(self, inspection: Inspection, frame_shape: tuple[int, ...]) -> dict[str, Any]:
+        """Why `inspection` got its verdict, as codes and numbers (edge/judge/evidence.py); call it after
+        the verdict has left. A frame that never reached the stages gives the FAULT's evidence alone."""
+        decision = inspection.decision
+        if len(inspection.stages) != len(self.stages):
+            return fault_evidence(int(decision.error), decision.reasons[0])
+        try:
+            scale = self._scale(frame_shape)
+        except LinesideError:
+            scale = None
+        return build_evidence(self.stages, inspection.stages, decision, scale, frame_shape)
 
     def _scale(self, shape: tuple[int, ...]) -> Scale | None:
         if self.calibration is None:

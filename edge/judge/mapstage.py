@@ -57,6 +57,15 @@ class MapStage:
         assert card_score is not None  # the card's own validator requires it for these kinds
         return card_score if chosen is None else chosen
 
+    def area_rule(self, scale: Scale | None) -> tuple[float, str]:
+        """An anomaly stage's minimum area and its unit: mm2 once calibrated and set in mm2, else px."""
+        settings = self.settings
+        if settings.min_area_mm2 is not None and scale is not None:
+            return settings.min_area_mm2, "mm2"
+        if settings.min_area_px is not None:
+            return settings.min_area_px, "px"
+        return self.card.thresholds.min_area_px, "px"
+
     def judge(self, frame: npt.NDArray[np.uint8], scale: Scale | None) -> StageResult:
         """This stage's verdict on `frame`; InferenceError and LinesideError propagate to the chain."""
         output = self.model.run(frame)
@@ -132,13 +141,8 @@ class MapStage:
         score = float(heat.max())  # inside the ROI and the frame (the letterbox border never counts)
         area_px = float(np.count_nonzero(heat >= pixel)) * output.frame_px_per_map_px()
         area_mm2 = None if scale is None else area_px * scale.mm_per_px**2
-        if settings.min_area_mm2 is not None and area_mm2 is not None:
-            area, minimum, unit = area_mm2, settings.min_area_mm2, "mm2"
-        else:
-            minimum = (
-                settings.min_area_px if settings.min_area_px is not None else card.thresholds.min_area_px
-            )
-            area, unit = area_px, "px"
+        minimum, unit = self.area_rule(scale)
+        area = area_mm2 if unit == "mm2" and area_mm2 is not None else area_px
         where = f"hottest at ({hottest[0]:.0f},{hottest[1]:.0f}) px"
         sized = f"area {area:.0f} {unit} >= {minimum:.0f} {unit}"
         if score >= threshold and area >= minimum and area > 0:

@@ -24,6 +24,7 @@ __all__ = [
     "Scale",
     "check_rules",
     "decide",
+    "measure_size",
     "near_threshold",
     "rules_from_card",
 ]
@@ -245,6 +246,14 @@ def _frame_size(frame_shape: Sequence[int]) -> tuple[int, int]:
     if len(frame_shape) not in (2, 3) or any(int(d) <= 0 for d in frame_shape[:2]):
         raise LinesideError(f"frame shape {tuple(frame_shape)} is not (height, width[, channels])")
     return int(frame_shape[0]), int(frame_shape[1])
+
+
+def measure_size(det: Detection, rule: ClassRule, scale: Scale | None) -> tuple[float, float, str]:
+    """The detection's size, the rule's minimum and their unit ("mm" or "px"), exactly as `decide` compares
+    them (evidence reports its size margin from this, so it can never disagree with the verdict)."""
+    measured = _measure(det, rule, scale)
+    unit = "mm" if scale is not None and rule.min_size_mm is not None else "px"
+    return measured.size, measured.threshold, unit
 
 
 def _measure(det: Detection, rule: ClassRule, scale: Scale | None) -> _Measured:

@@ -19,10 +19,12 @@ from edge.atomic import atomic_write_bytes, fsync_dir
 from edge.records.model import InspectionRecord
 from edge.records.schema import IMAGES_DIR
 
-# <boot>-<seq>-<VERDICT>.<ext>, and beside it a stage's heat map <boot>-<seq>-<VERDICT>.heat-<stage>.png;
-# the same name tells recover() which record an orphan belonged to.
-_IMAGE_NAME = re.compile(r"^(\d+)-(\d+)-(ACCEPT|REJECT|FAULT)(\.heat-[A-Za-z0-9_-]+)?\.(jpg|png)$")
+# <boot>-<seq>-<VERDICT>.<ext>, and beside it a stage's heat map <boot>-<seq>-<VERDICT>.heat-<stage>.png
+# and the evidence crops <boot>-<seq>-<VERDICT>.crop-<n>.png; the same name tells recover() which record an
+# orphan belonged to.
+_IMAGE_NAME = re.compile(r"^(\d+)-(\d+)-(ACCEPT|REJECT|FAULT)(\.(heat|crop)-[A-Za-z0-9_-]+)?\.(jpg|png)$")
 _HEAT = ".heat-"
+_CROP = ".crop-"
 
 
 def image_relpath(record: InspectionRecord, image_format: Literal["jpg", "png"]) -> str:
@@ -38,16 +40,35 @@ def heat_relpath(image_relpath: str, stage: str) -> str:
     return f"{stem}{_HEAT}{stage}.png"
 
 
+def crop_relpath(image_relpath: str, number: int) -> str:
+    """Where the part's evidence crop number `number` lies: beside its image, named after it."""
+    stem = image_relpath.rsplit(".", 1)[0]
+    return f"{stem}{_CROP}{number}.png"
+
+
 def image_of_heat(relpath: str) -> str | None:
-    """The image path stem (without extension) a heat map file belongs to; None for any other file."""
+    """The image path stem (without extension) a heat map or evidence crop belongs to; None for any other
+    file."""
     stem = relpath.rsplit(".", 1)[0]
-    return stem.split(_HEAT, 1)[0] if _HEAT in stem else None
+    for marker in (_HEAT, _CROP):
+        if marker in stem:
+            return stem.split(marker, 1)[0]
+    return None
 
 
 def heat_files(records_dir: Path, image_relpath: str) -> dict[str, Path]:
     """The heat maps kept beside a record's image, by stage."""
+    return _companions(records_dir, image_relpath, _HEAT)
+
+
+def crop_files(records_dir: Path, image_relpath: str) -> dict[str, Path]:
+    """The evidence crops kept beside a record's image, by number ("0", "1", ...)."""
+    return _companions(records_dir, image_relpath, _CROP)
+
+
+def _companions(records_dir: Path, image_relpath: str, marker: str) -> dict[str, Path]:
     image = records_dir / image_relpath
-    prefix = image.name.rsplit(".", 1)[0] + _HEAT
+    prefix = image.name.rsplit(".", 1)[0] + marker
     found = {}
     if image.parent.is_dir():
         for path in sorted(image.parent.glob(f"{prefix}*.png")):
@@ -97,9 +118,9 @@ def write_image(records_dir: Path, relpath: str, data: bytes) -> None:
 
 
 def remove_image(records_dir: Path, relpath: str) -> bool:
-    """Delete an image file and the heat maps beside it; False if the image was already gone."""
-    for heat in heat_files(records_dir, relpath).values():
-        heat.unlink(missing_ok=True)
+    """Delete an image file and the heat maps and crops beside it; False if the image was already gone."""
+    for companion in (*heat_files(records_dir, relpath).values(), *crop_files(records_dir, relpath).values()):
+        companion.unlink(missing_ok=True)
     try:
         os.unlink(records_dir / relpath)
     except FileNotFoundError:

@@ -38,6 +38,9 @@ class InspectionRecord:
     late_note: str = ""  # what mark_late() learned about the late result(s)
     image_evicted: bool = False  # the image was deleted to stay under the quota
     stages: tuple[dict[str, Any], ...] = ()  # each judge's own verdict, score, threshold, margin, reasons
+    # Why the verdict: deciding stage, rule and margin, runner-ups, crops (edge/judge/evidence.py); {} when
+    # none was kept (records older than schema 3, or evidence that could not be built).
+    evidence: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # Coerce a plain string ("REJECT") so that rows and JSON decode to the same value.
@@ -89,6 +92,7 @@ class InspectionRecord:
             "late_note": self.late_note,
             "image_evicted": self.image_evicted,
             "stages": list(self.stages),
+            "evidence": dict(self.evidence),
         }
 
     @classmethod
@@ -113,6 +117,8 @@ class InspectionRecord:
             image_path=data.get("image_path"),
             late_note=str(data.get("late_note", "")),
             image_evicted=bool(data.get("image_evicted", False)),
+            stages=tuple(data.get("stages", ())),
+            evidence=dict(data.get("evidence") or {}),
         )
 
 

@@ -19,11 +19,14 @@ from edge.records.model import InspectionRecord, detection_to_json
 DB_FILE = "records.db"
 IMAGES_DIR = "images"
 QUARANTINE_DIR = "quarantine"
-SCHEMA_VERSION = 2
-# Version 2 added `stages` (each judge's verdict, score, threshold, margin); the writer upgrades a version 1
-# database in place, and readers read one as it is (its records have no stages).
-_READABLE_VERSIONS = (1, SCHEMA_VERSION)
+SCHEMA_VERSION = 3
+# Version 2 added `stages` (each judge's verdict, score, threshold, margin), version 3 `evidence` (why the
+# verdict: rule, margin, runner-ups, crops). The writer upgrades an older database in place, in one
+# transaction, keeping every record; readers read one as it is (its records have no stages or evidence).
+_READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)
 _UPGRADE_1_TO_2 = "ALTER TABLE inspections ADD COLUMN stages TEXT NOT NULL DEFAULT '[]';"
+_UPGRADE_2_TO_3 = "ALTER TABLE inspections ADD COLUMN evidence TEXT NOT NULL DEFAULT '{}';"
+_UPGRADES = {1: _UPGRADE_1_TO_2 + "\n" + _UPGRADE_2_TO_3, 2: _UPGRADE_2_TO_3}
 
 # keep_rank orders eviction: lowest rank goes first, oldest (lowest id) first within a rank.
 RANK_ACCEPT = 0
@@ -55,6 +58,7 @@ CREATE TABLE IF NOT EXISTS inspections (
     image_evicted  INTEGER NOT NULL DEFAULT 0,
     keep_rank      INTEGER NOT NULL,
     stages         TEXT    NOT NULL DEFAULT '[]',
+    evidence       TEXT    NOT NULL DEFAULT '{}',
     UNIQUE (boot_id, seq)
 );
 CREATE INDEX IF NOT EXISTS inspections_by_time ON inspections (triggered_at);
@@ -65,16 +69,19 @@ CREATE INDEX IF NOT EXISTS inspections_images_by_eviction
 _RECORD_COLUMNS = (
     "boot_id, seq, part_id, recipe, verdict, reasons, error_code, detections, model_name, model_version, "
     "model_sha256, triggered_at, decided_at, latency_ms, near_threshold, late, late_note, image_path, "
-    "image_evicted, stages"
+    "image_evicted, stages, evidence"
 )
 SELECT_RECORD = f"SELECT {_RECORD_COLUMNS} FROM inspections"
-_SELECT_RECORD_V1 = SELECT_RECORD.replace(", stages FROM", ", '[]' FROM")
+_SELECT_RECORD_OLD = {
+    1: SELECT_RECORD.replace(", stages, evidence FROM", ", '[]', '{}' FROM"),
+    2: SELECT_RECORD.replace(", evidence FROM", ", '{}' FROM"),
+}
 
 
 def select_record(conn: sqlite3.Connection) -> str:
-    """SELECT_RECORD for this database's schema version (a version 1 database has no stages column)."""
+    """SELECT_RECORD for this database's schema version (older ones lack the stages or evidence column)."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    return _SELECT_RECORD_V1 if version == 1 else SELECT_RECORD
+    return _SELECT_RECORD_OLD.get(version, SELECT_RECORD)
 
 
 def open_writer(
@@ -93,8 +100,8 @@ def open_writer(
             raise LinesideError(f"{db_path}: records schema version {version}, expected {SCHEMA_VERSION}")
         if version == 0:
             _create_schema(conn)
-        elif version == 1:
-            _create_schema(conn, _UPGRADE_1_TO_2)  # also the writability probe
+        elif version in _UPGRADES:
+            _create_schema(conn, _UPGRADES[version])  # also the writability probe
         else:
             _probe_writable(conn, db_path)
     except sqlite3.Error as exc:  # e.g. a read-only filesystem: no -wal/-shm can be created
@@ -205,6 +212,7 @@ def record_to_row(record: InspectionRecord, image_bytes: int) -> dict[str, Any]:
         "image_evicted": int(record.image_evicted),
         "keep_rank": keep_rank(record),
         "stages": json.dumps(list(record.stages)),
+        "evidence": json.dumps(record.evidence),
     }
 
 
@@ -219,7 +227,7 @@ def row_to_record(row: tuple[Any, ...]) -> InspectionRecord:
     """Decode one row of SELECT_RECORD."""
     (boot_id, seq, part_id, recipe, verdict, reasons, error_code, detections, model_name, model_version,
      model_sha256, triggered_at, decided_at, latency_ms, near_threshold, late, late_note, image_path,
-     image_evicted, stages) = row  # fmt: skip
+     image_evicted, stages, evidence) = row  # fmt: skip
     return InspectionRecord(
         boot_id=int(boot_id),
         seq=int(seq),
@@ -241,4 +249,5 @@ def row_to_record(row: tuple[Any, ...]) -> InspectionRecord:
         late_note=late_note,
         image_evicted=bool(image_evicted),
         stages=tuple(json.loads(stages)),
+        evidence=dict(json.loads(evidence) or {}),
     )

@@ -24,7 +24,15 @@ import numpy as np
 from edge.errors import ErrorCode
 from edge.judge.inspection import Verdict
 from edge.records.config import RecordsConfig
-from edge.records.images import encode_image, heat_relpath, image_relpath, remove_image, write_image
+from edge.records.crops import encoded_crops
+from edge.records.images import (
+    crop_relpath,
+    encode_image,
+    heat_relpath,
+    image_relpath,
+    remove_image,
+    write_image,
+)
 from edge.records.model import InspectionRecord
 from edge.records.recovery import RecoveryReport, recover
 from edge.records.schema import (
@@ -51,7 +59,8 @@ _UPGRADE = (
     "UPDATE inspections SET part_id = :part_id, recipe = :recipe, verdict = :verdict, reasons = :reasons, "
     "error_code = :error_code, detections = :detections, model_name = :model_name, "
     "model_version = :model_version, model_sha256 = :model_sha256, decided_at = :decided_at, "
-    "latency_ms = :latency_ms, near_threshold = :near_threshold, late = :late, keep_rank = :keep_rank "
+    "latency_ms = :latency_ms, near_threshold = :near_threshold, late = :late, keep_rank = :keep_rank, "
+    "stages = :stages, evidence = :evidence "
     f"WHERE boot_id = :boot_id AND seq = :seq AND {_IS_ORPHAN}"
 )
 _WAL_CHECKPOINT_PAGES = 128  # ~512 KiB of WAL before a checkpoint (SQLite's default: 1000)
@@ -82,6 +91,7 @@ class RecordStats:
     image_errors: int  # since open: images that could not be encoded or written (record kept)
     eviction_errors: int  # since open: quota evictions that failed (retried on the next add)
     quota_bytes: int
+    evidence_errors: int = 0  # since open: evidence crops that could not be drawn or written (record kept)
 
 
 class RecordStore:
@@ -96,6 +106,7 @@ class RecordStore:
         self._accept_credit = 0.0
         self._image_errors = 0
         self._eviction_errors = 0
+        self._evidence_errors = 0
         self._records = self._images_kept = self._image_bytes = self._images_evicted = 0
         self._conn: sqlite3.Connection | None = open_writer(self.db_path, cfg.synchronous, cfg.busy_timeout_s)
         # SQLite's default WAL (1000 pages, ~4 MB, never shrunk) can fill a small records disk by itself,
@@ -246,6 +257,7 @@ class RecordStore:
                 image_errors=self._image_errors,
                 eviction_errors=self._eviction_errors,
                 quota_bytes=self._quota_bytes,
+                evidence_errors=self._evidence_errors,
             )
 
     def recover(self) -> RecoveryReport:
@@ -287,6 +299,7 @@ class RecordStore:
         if image is None or not self._wants_image(record):
             return record, 0
         relpath = image_relpath(record, self._cfg.image_format)
+        record, crop_bytes = self._save_crops(record, image, heatmaps, relpath)
         try:
             data = encode_image(image, self._cfg.image_format, self._cfg.jpeg_quality)
             # Heat maps first: the image's rename is what makes the set count (recover() keeps a heat
@@ -295,13 +308,42 @@ class RecordStore:
                 write_image(self._dir, heat_relpath(relpath, stage), png)
             write_image(self._dir, relpath, data)
         except (ValueError, OSError) as exc:
-            for stage in heatmaps:
+            companions = [heat_relpath(relpath, stage) for stage in heatmaps]
+            companions += [crop["file"] for crop in record.evidence.get("crops", [])]
+            for companion in companions:
                 with contextlib.suppress(OSError):
-                    (self._dir / heat_relpath(relpath, stage)).unlink(missing_ok=True)
+                    (self._dir / companion).unlink(missing_ok=True)
             self._image_errors += 1
             log.error("record %s:%s: image not saved (%s); record kept", record.boot_id, record.seq, exc)
+            return replace(record, evidence={k: v for k, v in record.evidence.items() if k != "crops"}), 0
+        kept = len(data) + sum(len(png) for png in heatmaps.values()) + crop_bytes
+        return replace(record, image_path=relpath), kept
+
+    def _save_crops(
+        self, record: InspectionRecord, image: np.ndarray, heatmaps: Mapping[str, bytes], relpath: str
+    ) -> tuple[InspectionRecord, int]:
+        """Write the evidence crops beside the image-to-be (before it: its rename makes the set count);
+        the record's evidence lists them. A crop that cannot be drawn or written is counted and logged,
+        and the record is kept without crops."""
+        if not record.evidence or (record.verdict is Verdict.ACCEPT and not record.near_threshold):
             return record, 0
-        return replace(record, image_path=relpath), len(data) + sum(len(png) for png in heatmaps.values())
+        written: list[str] = []
+        try:
+            crops = []
+            for number, (png, meta) in enumerate(encoded_crops(image, heatmaps, record.evidence)):
+                path = crop_relpath(relpath, number)
+                write_image(self._dir, path, png)
+                written.append(path)
+                crops.append({**meta, "file": path, "bytes": len(png)})
+        except Exception as exc:  # a picture of the verdict is never worth a record
+            for path in written:
+                with contextlib.suppress(OSError):
+                    (self._dir / path).unlink(missing_ok=True)
+            self._evidence_errors += 1
+            log.error("record %s:%s: evidence crops not saved (%s)", record.boot_id, record.seq, exc)
+            return record, 0
+        evidence = {**record.evidence, "crops": crops}
+        return replace(record, evidence=evidence), sum(c["bytes"] for c in crops)
 
     def _enforce_quota(self) -> set[tuple[int, int]]:
         """Evict images until under quota; returns the (boot_id, seq) whose image went."""

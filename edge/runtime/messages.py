@@ -93,6 +93,9 @@ class Result(Message):
         (),
         description="Each judge's own verdict, score, threshold, margin and reasons (edge/judge/stage.py).",
     )
+    evidence: dict[str, object] | None = Field(
+        None, description="Set by the recorder only: inference's evidence, sent after the result (ImageNote)."
+    )
 
     def decision(self) -> Decision:
         return Decision(
@@ -141,6 +144,9 @@ class ImageNote(Message):
     shape: tuple[int, int, int]
     heatmaps: dict[str, str] = Field(
         default_factory=dict, description="Per stage, its heat map over the frame as a base64 grey PNG."
+    )
+    evidence: dict[str, object] | None = Field(
+        None, description="Why the part got its verdict, codes and numbers (edge/judge/evidence.py)."
     )
 
 

@@ -263,7 +263,14 @@ def _resolve_paths(raw: Any, base: Path) -> Any:
             registry = recipe.get("model_registry")
             if isinstance(registry, dict) and isinstance(registry.get("dir"), str):
                 registry["dir"] = str((base / registry["dir"]).resolve())
-    sections = (("source", "path"), ("records", "dir"), ("station", "runtime_dir"), ("aas", "token_file"))
+    sections = (
+        ("source", "path"),
+        ("records", "dir"),
+        ("station", "runtime_dir"),
+        ("aas", "token_file"),
+        ("status", "users_file"),
+        ("status", "token_file"),
+    )
     for section, key in sections:
         part = raw.get(section)
         if isinstance(part, dict) and isinstance(part.get(key), str):

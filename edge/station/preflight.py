@@ -55,9 +55,21 @@ def preflight(config: LinesideConfig) -> list[str]:
 
         read_token(config.aas.token_file)
         checked.append(f"aas: bearer token read from {config.aas.token_file}")
+    if config.status.enabled and config.status.protected:
+        checked.append(_status_line(config))
     if config.opcua.enabled:
         checked += _opcua_lines(config)
     return checked
+
+
+def _status_line(config: LinesideConfig) -> str:
+    """The status page's users file and token, refused now rather than by a worker that fails at start."""
+    from edge.status.auth import StatusGuard
+
+    guard = StatusGuard.from_config(config.status)
+    users = f"{guard.user_count} user(s) from {config.status.users_file}" if guard and guard.has_users else ""
+    token = f"bearer token from {config.status.token_file}" if config.status.token_file else ""
+    return "status: page asks for a login: " + ", ".join(part for part in (users, token) if part)
 
 
 def _opcua_lines(config: LinesideConfig) -> list[str]:

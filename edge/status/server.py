@@ -1,6 +1,7 @@
 """The status HTTP server: the page, its JSON, the annotated last frame and Prometheus `/metrics`.
 
-A stdlib ThreadingHTTPServer in a thread of the status worker; it only reads the worker's state.
+A stdlib ThreadingHTTPServer in a thread of the status worker; it only reads the worker's state. With a
+guard (`status.users_file` / `token_file`) every route first asks for a login or the bearer token.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.errors import LinesideError
+from edge.status.auth import StatusGuard, clear_cookie, set_cookie
+from edge.status.evidence import PREFIXES as EVIDENCE_ROUTES
+from edge.status.evidence import evidence_response
 from edge.status.frame import LastFrame
 from edge.status.metrics import LineMetrics
 from edge.status.state import StationState
@@ -23,6 +28,7 @@ from edge.status.state import StationState
 log = logging.getLogger(__name__)
 
 CLIENT_TIMEOUT_S = 10.0  # a client that stops reading cannot hold a server thread for longer
+MAX_LOGIN_BYTES = 4096  # a login form is a name and a password; anything longer is not one
 
 
 def page_html() -> bytes:
@@ -30,14 +36,27 @@ def page_html() -> bytes:
     return resources.files("edge.status").joinpath("page.html").read_bytes()
 
 
+def login_html(message: str = "") -> bytes:
+    """The login form, with one of this module's fixed messages (never anything a client sent)."""
+    page = resources.files("edge.status").joinpath("login.html").read_text(encoding="utf-8")
+    return page.replace("<!--message-->", message).encode("utf-8")
+
+
 class StatusServer:
     """Serves the station's state on `bind:port` until `close`."""
 
     def __init__(
-        self, bind: str, port: int, state: StationState, metrics: LineMetrics, frame: LastFrame
+        self,
+        bind: str,
+        port: int,
+        state: StationState,
+        metrics: LineMetrics,
+        frame: LastFrame,
+        *,
+        guard: StatusGuard | None = None,
     ) -> None:
         page = page_html()
-        handler = type("Handler", (_Handler,), {"app": (state, metrics, frame, page)})
+        handler = type("Handler", (_Handler,), {"app": (state, metrics, frame, page), "guard": guard})
         try:
             self.httpd = ThreadingHTTPServer((bind, port), handler)
         except OSError as exc:
@@ -62,10 +81,13 @@ class StatusServer:
 
 class _Handler(BaseHTTPRequestHandler):
     app: tuple[StationState, LineMetrics, LastFrame, bytes]
+    guard: StatusGuard | None = None
     timeout = CLIENT_TIMEOUT_S
     server_version = "lineside-status"
 
     def do_GET(self) -> None:
+        if not self._admitted():  # first, so that it covers every route, present and future
+            return
         state, metrics, frame, page = self.app
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
@@ -84,8 +106,60 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, metrics.exposition())
         elif path == "/healthz":
             self._send(HTTPStatus.OK, "text/plain", b"ok\n")
+        elif path.startswith(EVIDENCE_ROUTES):  # a part's evidence, read only (edge/status/evidence.py)
+            self._send(*evidence_response(frame.records_dir, path))
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/login" and self.guard is not None:
+            self._login(self.guard)
+        elif path == "/logout" and self.guard is not None:
+            self.guard.logout(self.headers.get("Cookie", ""))
+            self._redirect_home(clear_cookie())
+        elif self._admitted():
+            self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"read only\n", {"Allow": "GET"})
+
+    def _admitted(self) -> bool:
+        """True when the page is open or the request carries a live login or the token; else the 401 (the
+        login form, for a browser) has been sent."""
+        guard, headers = self.guard, self.headers
+        if guard is None or guard.allows(headers.get("Authorization", ""), headers.get("Cookie", "")):
+            return True
+        self._unauthorised("")
+        return False
+
+    def _unauthorised(self, message: str) -> None:
+        challenge = {"WWW-Authenticate": 'Bearer realm="lineside-status"'}
+        if "text/html" in self.headers.get("Accept", ""):
+            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", login_html(message), challenge)
+        else:
+            body = b"log in on the page, or send Authorization: Bearer <token>\n"
+            self._send(HTTPStatus.UNAUTHORIZED, "text/plain", body, challenge)
+
+    def _login(self, guard: StatusGuard) -> None:
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_LOGIN_BYTES:
+            self._send(HTTPStatus.BAD_REQUEST, "text/plain", b"expected a login form\n")
+            return
+        form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        name = form.get("user", [""])[0]
+        cookie = guard.login(name, form.get("password", [""])[0]) if guard.has_users else None
+        if cookie is None:
+            # The name is logged (who tried), never the password.
+            log.warning("status: login refused for %r from %s", name[:64], self.address_string())
+            message = "wrong user name or password" if guard.has_users else "this page takes a token only"
+            self._unauthorised(message)
+            return
+        log.info("status: %s logged in from %s", name, self.address_string())
+        self._redirect_home(set_cookie(cookie))
+
+    def _redirect_home(self, cookie: str) -> None:
+        self._send(HTTPStatus.SEE_OTHER, "text/plain", b"", {"Location": "/", "Set-Cookie": cookie})
 
     def _send_json(self, body: dict[str, Any]) -> None:
         self._send(HTTPStatus.OK, "application/json", json.dumps(body).encode("utf-8"))

@@ -52,6 +52,9 @@ def verdict_entry(event: LedgerEvent) -> dict[str, Any]:
         "triggered_at": trigger.wall_trigger,
         "decided_at": event.wall_decided,
         "detections": len(event.result.detections) if event.result is not None else 0,
+        "near_threshold": bool(
+            verdict is Verdict.ACCEPT and event.result is not None and event.result.near_threshold
+        ),
     }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import functools
 import io
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,8 @@ from edge.judge.inspection import Verdict
 from edge.records.model import InspectionRecord
 from edge.records.query import export_csv, export_jsonl, query
 from edge.records.schema import DB_FILE
+from lineside.commands.timearg import TIME_HELP
+from lineside.commands.timearg import parse_time as parse_time  # noqa: PLC0414 (re-exported: dataset.py)
 
 OutputFormat = Literal["table", "csv", "jsonl"]
 ConfigResolver = Callable[[Path], Path]  # appliance config file -> its records folder
@@ -29,9 +30,7 @@ ConfigResolver = Callable[[Path], Path]  # appliance config file -> its records 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_TIME_HELP = "ISO time (2024-05-01T08:00, local unless it has an offset), 'now', or relative (-30m, -1h, -2d)"
+_TIME_HELP = TIME_HELP
 
 
 def register(
@@ -77,6 +76,12 @@ def _register_mark(parser: argparse.ArgumentParser, config_resolver: ConfigResol
     where.add_argument("--dir", dest="mark_dir", type=Path, help="records folder; default: the demo's")
     where.add_argument("--config", dest="mark_config", type=Path, help="appliance config file")
     mark.set_defaults(handler=functools.partial(_handle_mark, config_resolver=config_resolver))
+    from lineside.commands.records_show import register_show  # `records show SEQ`: a record's evidence
+
+    register_show(actions, config_resolver)
+    from lineside.commands.records_summary import register_summary
+
+    register_summary(actions, config_resolver)
 
 
 def _handle_mark(args: argparse.Namespace, config_resolver: ConfigResolver) -> int:
@@ -165,22 +170,6 @@ def run_records(
         print(f"lineside records: {exc}", file=err)
         return EXIT_BAD_INPUT
     return EXIT_OK
-
-
-def parse_time(text: str, now: float, option: str) -> float:
-    """Epoch seconds from an ISO time (naive = local time), 'now', or '-<n><s|m|h|d|w>' before `now`."""
-    value = text.strip()
-    if value == "now":
-        return now
-    relative = _RELATIVE.match(value)
-    if relative:
-        return now - float(relative.group(1)) * _UNIT_S[relative.group(2)]
-    try:
-        # Python 3.10's fromisoformat does not take a trailing Z.
-        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    except ValueError:
-        raise LinesideError(f"{option}: {text!r} is not a time; expected {_TIME_HELP}") from None
-    return moment.timestamp()
 
 
 def render(records: Sequence[InspectionRecord], fmt: OutputFormat) -> str:

@@ -102,7 +102,13 @@ def handle(args: argparse.Namespace) -> int:
             f"trigger {config.trigger.mode})"
         )
         return 0
-    return run_line(config, out=sys.stdout, quiet=args.quiet)
+    truth = None
+    if args.config is None:  # the embedded demo knows its parts' truth: its summary scores the line
+        from lineside.commands.robotsim import load_truth
+        from lineside.demo import demo_parts_dir
+
+        truth = load_truth(demo_parts_dir() / "truth.csv")
+    return run_line(config, out=sys.stdout, quiet=args.quiet, truth=truth)
 
 
 def _link_address(config: LinesideConfig) -> str:
@@ -112,11 +118,13 @@ def _link_address(config: LinesideConfig) -> str:
     return f"server on {link.host}:{link.port}"
 
 
-def run_line(config: LinesideConfig, out: TextIO, quiet: bool = False) -> int:
+def run_line(
+    config: LinesideConfig, out: TextIO, quiet: bool = False, truth: dict[str, bool] | None = None
+) -> int:
     from edge.runtime.supervisor import Supervisor
     from edge.runtime.systemd import notifier
 
-    summary = RunSummary()
+    summary = RunSummary(truth)
 
     def on_inspection(event: LedgerEvent) -> None:
         summary.add(event)
@@ -139,6 +147,8 @@ def run_line(config: LinesideConfig, out: TextIO, quiet: bool = False) -> int:
         print(f"lineside run: {exc}", file=sys.stderr)
         return 1
     print(summary.render(), file=out, flush=True)
+    for line in summary.miss_lines():
+        print(line, file=out, flush=True)
     if supervisor.fault:
         print(f"lineside run: FAULT: {supervisor.fault}", file=sys.stderr)
     return code

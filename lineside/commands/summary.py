@@ -1,21 +1,46 @@
-"""The live line per part and the end-of-run summary printed by `lineside run`."""
+"""The live line per part and the end-of-run summary printed by `lineside run`.
+
+Given the parts' truth (the embedded demo knows it: `lineside/demo/parts/truth.csv`), the summary also
+scores the line: escapes (defective parts accepted) and overkill (good parts rejected, FAULTs included:
+both reject the part), and names each such part.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from edge.runtime.messages import LedgerEvent
 
+NAMED_IN_LINE = 10  # parts named in the summary line itself; the lines after it name every one
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A part the line got wrong against the truth."""
+
+    seq: int
+    image: str
+    kind: str  # "escape" or "overkill"
+    verdict: str
+    reason: str
+
 
 class RunSummary:
-    """Counts verdicts and latencies of finalised inspections."""
+    """Counts verdicts and latencies of finalised inspections; with `truth` (image name or path ->
+    defective), escapes and overkill too."""
 
-    def __init__(self) -> None:
+    def __init__(self, truth: dict[str, bool] | None = None) -> None:
         self.verdicts: Counter[str] = Counter()
         self.latencies_ms: list[float] = []
         self.late = 0
+        self.truth = truth
+        self.misses: list[Miss] = []
+        self.scored = 0  # parts whose truth was known
+        self.unknown = 0  # parts the truth could not place (no frame, or an image it does not list)
 
     def add(self, event: LedgerEvent) -> None:
         verdict = event.verdict.value if event.verdict is not None else "FAULT"
@@ -23,6 +48,25 @@ class RunSummary:
         self.late += int(event.late)
         if event.result is not None and not event.late:
             self.latencies_ms.append(event.latency_ms)
+        if self.truth is not None:
+            self._score(event, verdict)
+
+    def _score(self, event: LedgerEvent, verdict: str) -> None:
+        origin = event.result.origin if event.result is not None else ""
+        truth = self.truth or {}
+        defective = truth.get(str(Path(origin).resolve()), truth.get(Path(origin).name)) if origin else None
+        if defective is None:
+            self.unknown += 1
+            return
+        self.scored += 1
+        if defective and verdict == "ACCEPT":
+            kind = "escape"
+        elif not defective and verdict != "ACCEPT":
+            kind = "overkill"
+        else:
+            return
+        reason = event.reasons[0] if event.reasons else ""
+        self.misses.append(Miss(event.trigger.seq, Path(origin).name, kind, verdict, reason))
 
     @property
     def parts(self) -> int:
@@ -38,8 +82,30 @@ class RunSummary:
         lat = np.array(self.latencies_ms) if self.latencies_ms else None
         p50 = f"{np.percentile(lat, 50):.1f}" if lat is not None else "-"
         p99 = f"{np.percentile(lat, 99):.1f}" if lat is not None else "-"
-        return (
+        line = (
             f"summary: parts {self.parts}, accepted {self.verdicts['ACCEPT']}, "
             f"rejected {self.verdicts['REJECT']}, faults {self.verdicts['FAULT']} (late {self.late}), "
             f"latency p50 {p50} ms, p99 {p99} ms"
         )
+        return line if self.truth is None else line + self._score_text()
+
+    def _score_text(self) -> str:
+        escapes = [m for m in self.misses if m.kind == "escape"]
+        overkill = [m for m in self.misses if m.kind == "overkill"]
+        named = ", ".join(f"part {m.seq} {m.kind}" for m in self.misses[:NAMED_IN_LINE])
+        more = f", {len(self.misses) - NAMED_IN_LINE} more" if len(self.misses) > NAMED_IN_LINE else ""
+        text = (
+            f"; against the truth of {self.scored} part(s): escapes {len(escapes)}, overkill {len(overkill)}"
+        )
+        if self.unknown:
+            text += f" ({self.unknown} part(s) not in the truth)"
+        return text + (f" ({named}{more})" if named else "")
+
+    def miss_lines(self) -> list[str]:
+        """One sentence per part the line got wrong, for a newcomer reading the demo's output."""
+        what = {
+            "escape": "an escape: a defective part accepted",
+            "overkill": "an overkill: a good part rejected",
+        }
+        # Indented: not a part line (those start with "part"), a note under the summary.
+        return [f"  part {m.seq} ({m.image}) was {what[m.kind]}: {m.reason}" for m in self.misses]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ErrorCode, LinesideError
+from edge.judge.evidence import fault_evidence
 from edge.judge.heatmaps import encode_heatmaps
 from edge.judge.inspector import Inspection, Inspector, Model, load_model
 from edge.modelstore.hotswap import ModelWatcher, current_model_dir
@@ -96,12 +97,13 @@ class InferenceWorker(Worker):
         try:
             if header.slot is not None:
                 image = self.ring.view(header.slot)  # in place, in the shared frame ring, locked
-            result, heatmaps = self._judge(header, image)
+            result, inspection = self._result(header, image)
+            heatmaps = {} if inspection is None else encode_heatmaps(inspection.stages)
             if header.slot is not None and not self.ring.still_there(header.slot):
                 raise FrameError(f"frame ring slot {header.slot.slot}: overwritten while inspected")
         except FrameError as exc:  # never a verdict on pixels that may be another part's
             result = Result.fault(header.trigger, ErrorCode.FRAME, str(exc), origin=header.origin)
-            image, heatmaps = None, {}
+            image, heatmaps, inspection = None, {}, None
         # Milliseconds from the trigger to the frame's arrival here and to its result leaving: the
         # process hops around them are the rest of the part's time (lineside bench splits them out).
         since = header.trigger.t_trigger
@@ -109,11 +111,33 @@ class InferenceWorker(Worker):
         timings["result_out"] = (time.monotonic() - since) * 1000.0
         self.results.send(result.model_copy(update={"timings_ms": timings}))
         if image is not None:
-            self._keep_image(header, image, heatmaps)
+            evidence = self._evidence(header, result, inspection, image.shape)
+            self._keep_image(header, image, heatmaps, evidence)
         self.counts["faults" if result.error_code else "inspected"] += 1
         self.detail = {"load_error": self.load_error, **self.counts, **self.watcher.detail}
 
-    def _keep_image(self, header: FrameHeader, image: np.ndarray, heatmaps: dict[str, str]) -> None:
+    def _evidence(
+        self, header: FrameHeader, result: Result, inspection: Inspection | None, shape: tuple[int, ...]
+    ) -> dict[str, object] | None:
+        """Why the part got its verdict, built only now that the verdict has left: it can never delay or
+        change one. A failure here costs the record its evidence, counted and logged, nothing else."""
+        try:
+            loaded = self.recipes.get(header.trigger.recipe)
+            if inspection is None or loaded is None:
+                return fault_evidence(int(result.error_code), result.reasons[0])
+            return loaded.evidence(inspection, shape)
+        except Exception:  # evidence is a picture of the verdict, never a reason to stop
+            self.counts["evidence_errors"] = self.counts.get("evidence_errors", 0) + 1
+            log.exception("part %d: evidence not built", header.trigger.seq)
+            return None
+
+    def _keep_image(
+        self,
+        header: FrameHeader,
+        image: np.ndarray,
+        heatmaps: dict[str, str],
+        evidence: dict[str, object] | None = None,
+    ) -> None:
         """The part's image to the recorder, after its result: a copy, once its slot proved unchanged."""
         if header.slot is not None:
             image = image.copy()  # the slot is capture's again once this part is done
@@ -121,14 +145,10 @@ class InferenceWorker(Worker):
                 log.warning("part %d: frame overwritten before the recorder got it", header.trigger.seq)
                 return
         trigger = header.trigger
-        note = ImageNote(boot_id=trigger.boot_id, seq=trigger.seq, shape=header.shape, heatmaps=heatmaps)
+        note = ImageNote(
+            boot_id=trigger.boot_id, seq=trigger.seq, shape=header.shape, heatmaps=heatmaps, evidence=evidence
+        )
         self.images.send(note, image)
-
-    def _judge(self, header: FrameHeader, image: np.ndarray | None) -> tuple[Result, dict[str, str]]:
-        """The part's result, and its stages' heat maps (PNG, base64) for the recorder."""
-        result, inspection = self._result(header, image)
-        heatmaps = {} if inspection is None else encode_heatmaps(inspection.stages)
-        return result, heatmaps
 
     def _result(self, header: FrameHeader, image: np.ndarray | None) -> tuple[Result, Inspection | None]:
         trigger = header.trigger

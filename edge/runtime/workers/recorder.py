@@ -13,11 +13,13 @@ import sqlite3
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import zmq
 
 from edge.errors import ErrorCode
+from edge.judge.evidence import fault_evidence
 from edge.judge.inspection import Detection, Verdict
 from edge.records.journal import event_key
 from edge.records.model import InspectionRecord
@@ -71,6 +73,7 @@ class RecorderWorker(Worker):
         self.poller.register(self.images.socket, zmq.POLLIN)
         self.held_images: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self.held_heatmaps: dict[tuple[int, int], dict[str, bytes]] = {}
+        self.held_evidence: dict[tuple[int, int], dict[str, Any]] = {}
         self.open_parts: dict[tuple[int, int], Trigger] = {}
         self.waiting: dict[tuple[int, int], _Waiting] = {}
         self.boot_id: int | None = None
@@ -126,9 +129,12 @@ class RecorderWorker(Worker):
             self.held_images[(note.boot_id, note.seq)] = image.copy()
             if note.heatmaps:
                 self.held_heatmaps[(note.boot_id, note.seq)] = _png_bytes(note.heatmaps)
+            if note.evidence:
+                self.held_evidence[(note.boot_id, note.seq)] = dict(note.evidence)
             while len(self.held_images) > MAX_HELD_IMAGES:
                 dropped, _ = self.held_images.popitem(last=False)
                 self.held_heatmaps.pop(dropped, None)
+                self.held_evidence.pop(dropped, None)
                 self.counts["images_dropped"] += 1
 
     def _on_ledger(self, event: LedgerEvent) -> None:
@@ -163,6 +169,9 @@ class RecorderWorker(Worker):
         key = (event.trigger.boot_id, event.trigger.seq)
         image = self.held_images.pop(key, image)
         heatmaps = self.held_heatmaps.pop(key, {})
+        evidence = self.held_evidence.pop(key, None)
+        if evidence is not None:
+            event = _with_evidence(event, evidence)
         if self.unwritten:  # keep the order: behind the records already waiting for the disk
             self._hold(event, image, heatmaps)
             return
@@ -298,6 +307,13 @@ def _png_bytes(heatmaps: dict[str, str]) -> dict[str, bytes]:
     return decoded
 
 
+def _with_evidence(event: LedgerEvent, evidence: dict[str, Any]) -> LedgerEvent:
+    """The event with inference's evidence on its result, so that a held (unwritten) record keeps it."""
+    if event.result is None:
+        return event
+    return event.model_copy(update={"result": event.result.model_copy(update={"evidence": evidence})})
+
+
 def _orphan_event(trigger: Trigger, reason: str) -> LedgerEvent:
     error = ErrorCode.WORKER
     return LedgerEvent(
@@ -338,4 +354,17 @@ def record_from_event(event: LedgerEvent) -> InspectionRecord:
         near_threshold=bool(result.near_threshold) if result is not None else False,
         late=event.late,
         stages=tuple(result.stages) if result is not None else (),
+        evidence=_evidence_of(event, verdict, error),
     )
+
+
+def _evidence_of(event: LedgerEvent, verdict: Verdict, error: ErrorCode) -> dict[str, Any]:
+    """Inference's evidence when the part was judged and it agrees with the final verdict; else, for a FAULT
+    decided elsewhere (camera, timeout, worker, shutdown), the fault's own code and reason."""
+    result = event.result
+    evidence = dict(result.evidence) if result is not None and result.evidence else {}
+    if evidence.get("verdict") == verdict.value:
+        return evidence
+    if verdict is Verdict.FAULT:
+        return fault_evidence(int(error), event.reasons[0] if event.reasons else "")
+    return {}

@@ -13,6 +13,7 @@ import zmq
 from edge.runtime.messages import LedgerEvent
 from edge.runtime.transport import Receiver
 from edge.runtime.workers.base import Worker
+from edge.status.auth import StatusGuard
 from edge.status.frame import LastFrame
 from edge.status.metrics import LineMetrics
 from edge.status.server import StatusServer
@@ -43,12 +44,16 @@ class StatusWorker(Worker):
         self.station = StationState(cfg.station.name, cfg.status.history, quota_bytes)
         self.metrics = LineMetrics(self.station, cfg.records.dir)
         frame = LastFrame(cfg.records.dir, cfg.records.image_format)
-        self.server = StatusServer(cfg.status.bind, cfg.status.port, self.station, self.metrics, frame)
+        guard = StatusGuard.from_config(cfg.status)  # read at each start: a changed password file applies
+        self.server = StatusServer(
+            cfg.status.bind, cfg.status.port, self.station, self.metrics, frame, guard=guard
+        )
         self.server.start()
         host, port = self.server.address
         self.url = f"http://{host}:{port}/"
         self.events = 0
-        log.info("status page at %s (metrics at %smetrics)", self.url, self.url)
+        access = "open (127.0.0.1 only)" if guard is None else "login or bearer token required"
+        log.info("status page at %s (metrics at %smetrics), %s", self.url, self.url, access)
 
     def step(self) -> None:
         ready = dict(self.poller.poll(POLL_MS))

@@ -1,0 +1,83 @@
+"""`lineside records show SEQ`: one record's evidence (what fired, by how much, what came close) printed, and
+its evidence picture written; a thin layer over edge.records.evidence. Read only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from edge.atomic import atomic_write_bytes
+from edge.errors import LinesideError
+from edge.records.evidence import evidence_lines, evidence_png, read_record
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def register_show(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], config_resolver: Callable[[Path], Path]
+) -> None:
+    show = actions.add_parser(
+        "show",
+        help="print a record's evidence and write its evidence picture",
+        description="Print why a record got its verdict (deciding stage, rule and margin, findings below "
+        "threshold, each stage's score) and write its evidence picture (PNG: the crops with the box or heat "
+        "map drawn, the rule and margin written under them).",
+    )
+    show.add_argument("record", metavar="SEQ", help="the record: SEQ, or BOOT:SEQ when boots repeat it")
+    show.add_argument("--out", type=Path, help="evidence picture path (default: ./evidence-BOOT-SEQ.png)")
+    show.add_argument("--json", action="store_true", help="print the stored evidence as JSON instead")
+    where = show.add_mutually_exclusive_group()
+    where.add_argument("--dir", dest="show_dir", type=Path, help="records folder; default: the demo's")
+    where.add_argument("--config", dest="show_config", type=Path, help="appliance config file")
+    show.set_defaults(handler=functools.partial(_handle_show, config_resolver=config_resolver))
+
+
+def _handle_show(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -> int:
+    records_dir: Path | None = args.show_dir or getattr(args, "dir", None)
+    config = args.show_config or getattr(args, "config", None)
+    try:
+        if records_dir is None and config is not None:
+            records_dir = config_resolver(config)
+        if records_dir is None:
+            from lineside.demo import default_state_dir
+
+            records_dir = default_state_dir() / "records"
+    except (LinesideError, OSError) as exc:
+        print(f"lineside records: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return show_record(records_dir, args.record, args.out, as_json=args.json)
+
+
+def show_record(
+    records_dir: Path,
+    key: str,
+    out: Path | None = None,
+    *,
+    as_json: bool = False,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """The command itself: prints the evidence and writes the picture; exit 2 with one line on error."""
+    write = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    try:
+        record = read_record(records_dir, key)
+        if as_json:
+            write.write(json.dumps(record.evidence, indent=2, sort_keys=True) + "\n")
+            return EXIT_OK
+        picture = out or Path(f"evidence-{record.boot_id}-{record.seq}.png")
+        atomic_write_bytes(picture, evidence_png(records_dir, record))
+    except (LinesideError, OSError, ValueError) as exc:
+        print(f"lineside records: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    for line in evidence_lines(record):
+        write.write(line + "\n")
+    write.write(f"evidence picture: {picture}\n")
+    return EXIT_OK

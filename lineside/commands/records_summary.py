@@ -1,0 +1,111 @@
+"""`lineside records summary`: the shift in sentences a supervisor reads; a thin layer over
+edge.records.shift (the numbers and sentences) and edge.i18n (the words). Read-only, safe while the line runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from edge.errors import LinesideError
+from edge.i18n import Message, render
+from edge.records.query import query
+from edge.records.schema import DB_FILE
+from edge.records.shift import summarise
+from lineside.commands.timearg import parse_time
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2  # as `lineside records`
+
+TIME_HELP = "ISO time (2024-05-01T06:00, local unless it has an offset), 'now', or relative (-8h, -30m)"
+EXAMPLES = """examples:
+  lineside records summary --since -8h              the last eight hours (a shift)
+  lineside records summary --since 2024-05-01T06:00 --until 2024-05-01T14:00
+  lineside records summary --config /etc/lineside/line.yaml
+"""
+
+
+def register_summary(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_resolver: Callable[[Path], Path],
+) -> None:
+    """Add `summary` under `lineside records`."""
+    summary = actions.add_parser(
+        "summary",
+        help="the shift in sentences: yield, top reject causes and their trend, faults",
+        description="Say what happened on the line in sentences: yield, the top reject causes with\n"
+        "their share and trend (the first half of the parts against the last half), faults and\n"
+        "their causes. Without --since, every record is summarised.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    summary.add_argument(
+        "--since", dest="summary_since", metavar="T", help=f"from this trigger time: {TIME_HELP}"
+    )
+    summary.add_argument(
+        "--until", dest="summary_until", metavar="T", help=f"up to this trigger time: {TIME_HELP}"
+    )
+    where = summary.add_mutually_exclusive_group()
+    where.add_argument(
+        "--dir", dest="summary_dir", metavar="DIR", type=Path, help="records folder; default: the demo's"
+    )
+    where.add_argument(
+        "--config", dest="summary_config", metavar="FILE", type=Path, help="appliance config file"
+    )
+    summary.set_defaults(handler=functools.partial(_handle, config_resolver=config_resolver))
+
+
+def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -> int:
+    # --dir/--config/--since/--until may be given before `summary` (the records parser's) or after it.
+    records_dir: Path | None = args.summary_dir or args.dir
+    config = args.summary_config or args.config
+    try:
+        if records_dir is None and config is not None:
+            records_dir = config_resolver(config)
+    except LinesideError as exc:
+        print(f"lineside records summary: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if records_dir is None:
+        from lineside.demo import default_state_dir
+
+        records_dir = default_state_dir() / "records"
+    return run_summary(
+        records_dir, since=args.summary_since or args.since, until=args.summary_until or args.until
+    )
+
+
+def run_summary(
+    records_dir: Path,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    now: float | None = None,
+) -> int:
+    """The command itself: prints the sentences; errors are one line on `stderr` and exit code 2."""
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    now_s = time.time() if now is None else now
+    try:
+        since_s = None if since is None else parse_time(since, now_s, "--since")
+        until_s = None if until is None else parse_time(until, now_s, "--until")
+        if since_s is not None and until_s is not None and since_s >= until_s:
+            raise LinesideError(f"--since {since} is not before --until {until}")
+        db_path = records_dir / DB_FILE
+        if not db_path.exists():
+            # A station that has not recorded a part yet: one clear line, not an error.
+            messages = [Message("summary.empty", {"where": str(records_dir)})]
+        else:
+            messages = summarise(query(db_path, since=since_s, until=until_s), since_s, until_s)
+    except (LinesideError, OSError) as exc:
+        print(f"lineside records summary: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    for message in messages:
+        out.write(render(message) + "\n")
+    return EXIT_OK
