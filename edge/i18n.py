@@ -54,6 +54,39 @@ ENGLISH: dict[str, str] = {
     "fault.calibration": "Station check failed",
     "fault.not_ready": "Triggered before the appliance was ready",
     "fault.internal": "Internal error (see the log)",
+    # line alarms (edge/spc/alarm.py; `lineside records alarms`)
+    "spc.alarm": (
+        "{chart}: {rule} at {unit} {index} (value {value:.4g}, centre {centre:.4g}, limits {lower:.4g} to "
+        "{upper:.4g}); {parts} parts, {first} to {last}."
+    ),
+    "spc.none": "No line alarm in {parts} parts ({judged} judged, {images} with a kept image).",
+    "spc.count": "{alarms} line alarm(s) in {parts} parts ({judged} judged, {images} with a kept image):",
+    "spc.no_images": (
+        "Image drift: no kept image to measure (records keep rejects, near-threshold parts and the sampled "
+        "accepts; set records.accept_sample_rate to chart every part's frame)."
+    ),
+    "spc.few_images": (
+        "Image drift: {images} kept images, fewer than the {baseline} its baseline needs: not charted."
+    ),
+    "spc.chart.reject_rate": "reject rate",
+    "spc.chart.class_rate": "rate of {name}",
+    "spc.chart.brightness": "brightness (mean grey)",
+    "spc.chart.contrast": "contrast (grey standard deviation)",
+    "spc.chart.sharpness": "sharpness (variance of the Laplacian)",
+    "spc.chart.score": "top score / threshold on accepted parts",
+    "spc.unit.subgroup": "subgroup",
+    "spc.unit.part": "point",
+    "spc.rule.beyond_3sigma": "a point beyond 3 sigma ({side})",
+    "spc.rule.2of3_beyond_2sigma": "2 of 3 points beyond 2 sigma ({side})",
+    "spc.rule.4of5_beyond_1sigma": "4 of 5 points beyond 1 sigma ({side})",
+    "spc.rule.run_one_side": "{n} points in a row {side} the centre line",
+    "spc.rule.trend": "{n} points in a row {direction}",
+    "spc.rule.ewma_high": "EWMA above its upper limit",
+    "spc.rule.ewma_low": "EWMA below its lower limit",
+    "spc.side.above": "above",
+    "spc.side.below": "below",
+    "spc.direction.rising": "rising",
+    "spc.direction.falling": "falling",
 }
 
 

@@ -82,6 +82,9 @@ def _register_mark(parser: argparse.ArgumentParser, config_resolver: ConfigResol
     from lineside.commands.records_summary import register_summary
 
     register_summary(actions, config_resolver)
+    from lineside.commands.records_alarms import register_alarms  # line alarms: edge/spc over the records
+
+    register_alarms(actions, config_resolver)
 
 
 def _handle_mark(args: argparse.Namespace, config_resolver: ConfigResolver) -> int:

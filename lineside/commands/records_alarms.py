@@ -1,0 +1,181 @@
+"""`lineside records alarms`: replay the records through the line-alarm charts (edge/spc) and list the
+alarms, one line each; `--png DIR` draws a control chart per alarm. Read-only, safe while the line runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+from pydantic import ValidationError
+
+from edge.errors import LinesideError
+from edge.i18n import Message, render
+from edge.records.query import query
+from edge.records.schema import DB_FILE
+from edge.spc.config import SpcConfig
+from edge.spc.drift import reference_measures
+from edge.spc.replay import kept_image_loader, replay
+from lineside.commands.timearg import TIME_HELP, parse_time
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2  # as `lineside records`
+EXAMPLES = """examples:
+  lineside records alarms --since -8h                    the last shift's alarms
+  lineside records alarms --png /tmp/alarms              and a control chart picture per alarm
+  lineside records alarms --spc spc.yaml --reference calibration/station.json
+"""
+
+
+def register_alarms(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_resolver: Callable[[Path], Path],
+) -> None:
+    """Add `alarms` under `lineside records`."""
+    alarms = actions.add_parser(
+        "alarms",
+        help="line alarms: p-charts with run rules, image drift and score drift over the records",
+        description="Replay the records through the line-alarm charts (docs/spc.md) and list each alarm:\n"
+        "chart, rule, subgroup or point, values, limits and the parts behind it. An alarm never\n"
+        "changed a verdict. Image drift measures the kept images only.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    alarms.add_argument(
+        "--since", dest="alarms_since", metavar="T", help=f"from this trigger time: {TIME_HELP}"
+    )
+    alarms.add_argument(
+        "--until", dest="alarms_until", metavar="T", help=f"up to this trigger time: {TIME_HELP}"
+    )
+    alarms.add_argument("--png", type=Path, metavar="DIR", help="write a control chart PNG per alarm here")
+    alarms.add_argument(
+        "--spc",
+        type=Path,
+        metavar="FILE",
+        help="YAML of the spc section (docs/spc.md); default: its defaults",
+    )
+    alarms.add_argument(
+        "--subgroup", type=int, metavar="N", help="parts per p-chart subgroup (overrides --spc)"
+    )
+    alarms.add_argument(
+        "--baseline-subgroups", type=int, metavar="K", help="subgroups learnt as the centre (overrides --spc)"
+    )
+    alarms.add_argument(
+        "--reference",
+        type=Path,
+        metavar="CALIBRATION",
+        help="calibration file: its reference frame is the "
+        "centre of image drift (else the first frames' mean)",
+    )
+    where = alarms.add_mutually_exclusive_group()
+    where.add_argument("--dir", dest="alarms_dir", metavar="DIR", type=Path, help="records folder")
+    where.add_argument("--config", dest="alarms_config", metavar="FILE", type=Path, help="appliance config")
+    alarms.set_defaults(handler=functools.partial(_handle, config_resolver=config_resolver))
+
+
+def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -> int:
+    # --dir/--config/--since/--until may be given before `alarms` (the records parser's) or after it.
+    records_dir: Path | None = args.alarms_dir or args.dir
+    config = args.alarms_config or args.config
+    try:
+        if records_dir is None and config is not None:
+            records_dir = config_resolver(config)
+    except LinesideError as exc:
+        print(f"lineside records alarms: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if records_dir is None:
+        from lineside.demo import default_state_dir
+
+        records_dir = default_state_dir() / "records"
+    overrides = {"subgroup": args.subgroup, "baseline_subgroups": args.baseline_subgroups}
+    return run_alarms(
+        records_dir,
+        since=args.alarms_since or args.since,
+        until=args.alarms_until or args.until,
+        png=args.png,
+        spc_file=args.spc,
+        pchart={k: v for k, v in overrides.items() if v is not None},
+        reference=args.reference,
+    )
+
+
+def load_spc(path: Path | None, pchart: dict[str, int] | None = None) -> SpcConfig:
+    """The spc section from a YAML file (its keys at the top level, or under `spc:`), with overrides."""
+    data: dict[str, object] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise LinesideError(f"{path}: cannot read ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise LinesideError(f"{path}: expected a mapping of the spc section")
+        data = dict(loaded.get("spc", loaded))
+    if pchart:
+        section = data.get("pchart")
+        data["pchart"] = {**(section if isinstance(section, dict) else {}), **pchart}
+    try:
+        return SpcConfig.model_validate(data)
+    except ValidationError as exc:
+        where = path or "--subgroup/--baseline-subgroups"
+        raise LinesideError(f"{where}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+
+
+def run_alarms(
+    records_dir: Path,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    png: Path | None = None,
+    spc_file: Path | None = None,
+    pchart: dict[str, int] | None = None,
+    reference: Path | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    now: float | None = None,
+) -> int:
+    """The command itself: prints the alarms; errors are one line on `stderr` and exit code 2."""
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    now_s = time.time() if now is None else now
+    try:
+        since_s = None if since is None else parse_time(since, now_s, "--since")
+        until_s = None if until is None else parse_time(until, now_s, "--until")
+        config = load_spc(spc_file, pchart)
+        ref = None if reference is None else reference_measures(reference)
+        db_path = records_dir / DB_FILE
+        if not db_path.exists():
+            raise LinesideError(f"{records_dir}: no records database ({DB_FILE})")
+        records = query(db_path, since=since_s, until=until_s)
+        charts, counts = replay(records, config, kept_image_loader(records_dir), ref)
+        pictures = []
+        if png is not None and charts.alarms:
+            from lineside.commands.records_alarms_png import write_pngs
+
+            pictures = write_pngs(charts, png)
+    except (LinesideError, OSError) as exc:
+        print(f"lineside records alarms: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    numbers = {"parts": counts.parts, "judged": counts.judged, "images": counts.images}
+    lines = [
+        Message("spc.count", {"alarms": len(charts.alarms), **numbers})
+        if charts.alarms
+        else Message("spc.none", numbers)
+    ]
+    lines += [dataclasses.replace(a.message(), indent=1) for a in charts.alarms]
+    needed = min((c.config.baseline for c in charts.image.charts.values()), default=0)
+    if counts.judged and not counts.images:
+        lines.append(Message("spc.no_images"))
+    elif 0 < counts.images < needed:
+        lines.append(Message("spc.few_images", {"images": counts.images, "baseline": needed}))
+    for message in lines:
+        out.write(render(message) + "\n")
+    for picture in pictures:
+        print(f"wrote {picture}", file=err)
+    return EXIT_OK
