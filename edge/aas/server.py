@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from edge.aas.api import JSON_TYPE, error_body, handle
 from edge.aas.live import LiveShell
 from edge.errors import LinesideError
+from edge.station import tokenfile
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,8 @@ CLIENT_TIMEOUT_S = 10.0  # a client that stops reading cannot hold a server thre
 
 
 def read_token(path: Path) -> str:
-    """The bearer token: the file's first line; an unreadable or empty file is a one-line error."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise LinesideError(f"aas.token_file: {path}: cannot read ({exc.strerror})") from None
-    token = lines[0].strip() if lines else ""
-    if len(token) < 16:
-        raise LinesideError(f"aas.token_file: {path}: the token must be at least 16 characters")
-    return token
+    """The AAS API's bearer token (`aas.token_file`)."""
+    return tokenfile.read_token(path, "aas.token_file")
 
 
 class AasServer:

@@ -19,26 +19,17 @@ from pathlib import Path
 
 from edge.errors import LinesideError
 from edge.opcua.users import check_login, load_users
+from edge.station import tokenfile
 from edge.status.config import StatusConfig
 
 COOKIE = "lineside_status"
 SESSION_S = 12 * 3600.0  # a shift and then some: an operator logs in once per shift, not per break
 MAX_SESSIONS = 256  # oldest dropped first: a login flood cannot grow the worker's memory
-MIN_TOKEN_CHARS = 16
 
 
 def read_token(path: Path) -> str:
-    """The bearer token: the file's first line; an unreadable, empty or short one is a one-line error."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise LinesideError(f"status.token_file: {path}: cannot read ({exc.strerror})") from None
-    token = lines[0].strip() if lines else ""
-    if len(token) < MIN_TOKEN_CHARS:
-        raise LinesideError(
-            f"status.token_file: {path}: the token must be at least {MIN_TOKEN_CHARS} characters"
-        )
-    return token
+    """The status page's bearer token (`status.token_file`)."""
+    return tokenfile.read_token(path, "status.token_file")
 
 
 def read_users(path: Path) -> dict[str, str]:
