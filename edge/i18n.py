@@ -1,8 +1,9 @@
 """Every sentence a person reads, built from a message id and its parameters in one place.
 
-English now: `ENGLISH` is the source catalog (message id -> template). A later change routes `say` through
-gettext/Babel catalogs (the English template as the msgid, so extraction finds them all here) for Korean;
-callers keep passing ids and parameters and never build a sentence themselves.
+`ENGLISH` is the source of every message (id -> English template); the gettext catalogs under
+`edge/locale/` (Babel, `en` and `ko`) translate each id. `say` and `render` take the language (`en` or `ko`,
+default: the process's locale); a missing or broken translation falls back to English, never an exception.
+Callers pass ids and parameters and never build a sentence themselves (docs/i18n.md).
 """
 
 from __future__ import annotations
@@ -10,7 +11,123 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.locale import FALLBACK, catalog, environment_language, language_from
+
 ENGLISH: dict[str, str] = {
+    # verdicts and the verdict reason, re-rendered from a record's evidence codes (edge/records/explain.py)
+    "verdict.ACCEPT": "ACCEPT",
+    "verdict.REJECT": "REJECT",
+    "verdict.FAULT": "FAULT",
+    "reason.accept": "ACCEPT: no defect >= threshold in ROI",
+    "reason.detect.reject": "REJECT: {cls} {score:.2f} at {where}, >= {threshold:.2f}",
+    "reason.where_px": "({x:.0f},{y:.0f}) px, {w:.0f}x{h:.0f} px",
+    "reason.where_mm": "({x:.1f},{y:.1f}) mm, {w:.1f}x{h:.1f} mm",
+    "reason.classify.reject": "REJECT: defect score {score:.2f} >= {threshold:.2f} ({stage})",
+    "reason.anomaly.reject": "REJECT: anomaly score {score:.2f} >= {threshold:.2f} ({stage})",
+    "reason.fault": "FAULT: {what} (error {code})",
+    # `lineside records show`: one record's evidence (edge/records/evidence.py)
+    "show.head": "record {key}  part {part}  recipe {recipe}  {verdict}",
+    "show.near_flag": "  (near threshold)",
+    "show.error_flag": "  error {code}",
+    "show.model": "model {name} {version}",
+    "show.reason": "reason: {reason}",
+    "show.no_evidence": "no evidence kept (a record from before evidence was kept, or it could not be built)",
+    "show.deciding": "deciding stage: {stage} ({kind})",
+    "show.rule": "rule: {finding}",
+    "show.fired": "also fired: {finding}",
+    "show.near": "near threshold: kept for review; the closest finding is the first below",
+    "show.below": "below threshold: {finding}",
+    "show.stage": "stage {stage} ({kind}): {verdict} score {score} / {threshold}",
+    "show.stage_margin": " margin {margin}",
+    "show.calibrated": "calibrated: {mm_per_px} mm per px",
+    "show.picture": "evidence picture: {path}",
+    "finding.error": "error {code} ({kind}): {detail}",
+    "finding.score": "score {score} {compare} {threshold} (margin {margin})",
+    "finding.size": "size {value} {units} {compare} {limit} {units} (margin {margin} {units})",
+    "finding.area": "area {value} {units} {compare} {limit} {units} (margin {margin} {units})",
+    "finding.box": "box ({x1:.0f},{y1:.0f})-({x2:.0f},{y2:.0f}) px",
+    "finding.centre_mm": "centre ({x:.1f}, {y:.1f}) mm",
+    "finding.hottest": "hottest at ({x:.0f},{y:.0f}) px",
+    # finding codes (edge/judge/evidence.py): English shows the code itself, as the records keep it
+    "code.detect.reject": "detect.reject",
+    "code.detect.below_confidence": "detect.below_confidence",
+    "code.detect.too_small": "detect.too_small",
+    "code.detect.outside_roi": "detect.outside_roi",
+    "code.classify.reject": "classify.reject",
+    "code.classify.below_threshold": "classify.below_threshold",
+    "code.anomaly.reject": "anomaly.reject",
+    "code.anomaly.below_threshold": "anomaly.below_threshold",
+    "code.anomaly.area_too_small": "anomaly.area_too_small",
+    # the status page's words (edge/status/page.html, served as /api/strings)
+    "page.title": "lineside status",
+    "page.line": "line",
+    "page.robot_link": "robot link",
+    "page.recipe": "recipe",
+    "page.model": "model",
+    "page.connecting": "connecting",
+    "page.unknown": "unknown",
+    "page.waiting": "waiting for the first update",
+    "page.this_shift": "This shift",
+    "page.parts": "parts",
+    "page.accept": "accept",
+    "page.reject": "reject",
+    "page.fault": "fault",
+    "page.yield": "yield",
+    "page.late": "late",
+    "page.rejects_by_class": "Rejects by class",
+    "page.faults_by_kind": "Faults by kind",
+    "page.last_frame": "Last kept frame",
+    "page.no_image": "no kept image yet",
+    "page.verdicts": "Verdicts",
+    "page.col_part": "part",
+    "page.col_verdict": "verdict",
+    "page.col_reason": "reason",
+    "page.workers": "Workers",
+    "page.col_worker": "worker",
+    "page.col_state": "state",
+    "page.col_restarts": "restarts",
+    "page.col_heartbeat": "heartbeat",
+    "page.since": "since {time}",
+    "page.updated": "updated {time}",
+    "page.part": "part {part}",
+    "page.ready": "READY",
+    "page.not_ready": "not ready",
+    "page.link_up": "up",
+    "page.link_interlock": "up, interlock raised",
+    "page.near_threshold": " (near threshold)",
+    "page.late_flag": " (late)",
+    "page.optional": " (optional)",
+    "page.no_status": "no status ({code})",
+    "page.unreachable": "appliance unreachable",
+    "page.evidence": "evidence",
+    # the line alarms panel's words (the page's `t("page.alarms...")`; docs/spc.md)
+    "page.alarms": "Line alarms",
+    "page.alarms_unknown": "not running",
+    "page.alarms_learning": "learning, {n} parts to go",
+    "page.alarms_none": "none",
+    # `lineside doctor`: the closing line (lineside/doctor/report.py)
+    "doctor.summary": "doctor: {passed} PASS, {warned} WARN, {failed} FAIL",
+    # a check's outcome (doctor, `lineside calibrate check`)
+    "check.PASS": "PASS",
+    "check.WARN": "WARN",
+    "check.FAIL": "FAIL",
+    # `lineside calibrate`: what was saved, what was refused and why (lineside/commands/calibrate*.py)
+    "calib.saved_intrinsics": (
+        "saved section 'intrinsics' in {where}; the runtime undistorts every frame with it"
+    ),
+    "calib.saved_scale": "saved section 'scale' in {where}; decision rules now work in mm",
+    "calib.saved_robot": "saved section 'robot' in {where}; pixels are taken as in {frames}",
+    "calib.frames_undistorted": "undistorted frames",
+    "calib.frames_raw": "raw frames",
+    "calib.refused_intrinsics": (
+        "lineside calibrate intrinsics: RMS {rms:.3f} px > --max-rms {limit:g}: not saved (retake the views "
+        "with the largest errors, or --force)"
+    ),
+    "calib.refused_robot": (
+        "lineside calibrate robot: RMS {rms:.3f} mm > --max-rms {limit:g}: not saved (check the pairs with "
+        "the largest residuals, or --force)"
+    ),
+    "calib.result": "result: {status}",
     # `lineside records summary`: the shift in sentences (edge/records/shift.py)
     "summary.empty": "No inspection records in {where}.",
     "summary.none_in_window": "No parts were inspected between {start} and {end}.",
@@ -99,18 +216,27 @@ class Message:
     indent: int = 0  # nesting under the sentence before it (a list's items), in levels
 
 
-def say(message_id: str, **params: Any) -> str:
-    """The sentence for `message_id` with `params`; an unknown id is a KeyError naming it (a bug, and the
-    catalog test catches it), never a silent fallback."""
+def say(message_id: str, lang: str | None = None, **params: Any) -> str:
+    """The sentence for `message_id` with `params` in `lang` (None: the locale's); an id that is not in
+    `ENGLISH` is a KeyError naming it (a bug, and the catalog test catches it), never a silent fallback."""
     try:
-        template = ENGLISH[message_id]
+        english = ENGLISH[message_id]
     except KeyError:
         raise KeyError(f"no message {message_id!r} in the catalog") from None
+    language = environment_language() if lang is None else language_from(lang)
     # A parameter that is itself a message (a trend, a fault's cause) is said in the same language.
-    words = {key: render(value) if isinstance(value, Message) else value for key, value in params.items()}
-    return template.format(**words)
+    words = {
+        key: render(value, language) if isinstance(value, Message) else value for key, value in params.items()
+    }
+    translated = catalog(language).get(message_id) if language != FALLBACK else None
+    if translated:
+        try:
+            return translated.format(**words)
+        except (KeyError, IndexError, ValueError):
+            pass  # a translation naming a parameter the code does not pass: English rather than nothing
+    return english.format(**words)
 
 
-def render(message: Message) -> str:
-    """One message as a line of text, indented by its level."""
-    return "  " * message.indent + say(message.id, **message.params)
+def render(message: Message, lang: str | None = None) -> str:
+    """One message as a line of text in `lang` (None: the locale's), indented by its level."""
+    return "  " * message.indent + say(message.id, lang, **message.params)

@@ -27,6 +27,7 @@ def test_relative_paths_are_taken_relative_to_the_config_file(tmp_path: Path) ->
     path = tmp_path / "line.yaml"
     path.write_text(yaml.safe_dump(_valid()))
     config = load_config(path)
+    assert config.spc.enabled  # line alarms: on unless the file says otherwise (docs/spc.md)
     assert config.recipes[0].model == tmp_path / "models" / "a"
     assert config.records.dir == tmp_path / "records"
     assert config.source.path == tmp_path / "parts"
@@ -45,6 +46,8 @@ def test_relative_paths_are_taken_relative_to_the_config_file(tmp_path: Path) ->
         (lambda c: c["recipes"].append(dict(c["recipes"][0])), "recipe numbers must be unique"),
         (lambda c: c.update(supervisor={"stuck_after_s": 0.1}), "stuck_after_s must be at least"),
         (lambda c: c.pop("records"), "field 'records': Field required"),
+        (lambda c: c.update(spc={"pchart": {"windows": 3}}), "field 'spc.pchart.windows': unknown key"),
+        (lambda c: c.update(spc={"pchart": {"rules": ["beyond_4sigma"]}}), "field 'spc.pchart.rules.0'"),
         (
             lambda c: c["recipes"][0].update(rules={"default": {"min_confidence": 2}}),
             "field 'recipes.0.rules.default.min_confidence'",

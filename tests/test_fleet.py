@@ -220,3 +220,39 @@ def test_the_feed_reconnects_after_the_broker_was_away_and_the_line_never_waited
         subscriber.wait(lambda: len(subscriber.records) >= seen + 5, 20, "records after the reconnect")
         assert line.worker_pid("fleet") is not None
     assert "restarting" not in "".join(line.stderr)  # the same fleet worker reconnected: never restarted
+
+
+def _retained(broker: int, topic: str, timeout: float = 5.0) -> dict[str, object]:
+    """What a new subscriber gets on `topic` at once: the broker's retained message."""
+    got: list[bytes | bytearray] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-test-late-subscriber")
+    client.on_message = lambda _c, _u, message: got.append(message.payload)
+    client.on_connect = lambda c, *_args: c.subscribe(topic, qos=1)
+    client.connect("127.0.0.1", broker, keepalive=10)
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert got, f"nothing retained on {topic}"
+    payload: dict[str, object] = json.loads(got[-1])
+    return payload
+
+
+@pytest.mark.slow
+def test_line_alarms_are_retained_on_the_alarms_topic(tmp_path: Path, broker: int) -> None:
+    # 5 subgroups of 10 at 1 defective in 10, then 8 in 10: the reject-rate alarm (docs/spc.md).
+    pattern = "ggggdggggg" * 5 + "ddgddddgdd" * 5
+    spc = {"spc": {"pchart": {"subgroup": 10, "baseline_subgroups": 5}}}
+    config, _ = make_station(tmp_path, pattern, takt_ms=30, loop=False, extra={**_fleet(broker), **spc})
+    with running_line(config) as line:
+        assert line.process.wait(90) == 0, "".join(line.stderr[-30:])
+    state = _retained(broker, "plant/test-line/alarms")  # after the run: the last state, retained
+    assert state["station"] == "test-line"
+    assert state["raised"] == {"reject_rate beyond_3sigma": 1, "class_rate:scratch beyond_3sigma": 1}
+    assert state["word"] == 0b11 and state["active"] == ["reject_rate", "class_rate:scratch"]
+    latest = state["latest"]
+    assert isinstance(latest, list) and latest[0]["chart"] == "reject_rate" and latest[0]["parts"] == 10

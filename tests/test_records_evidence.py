@@ -71,10 +71,15 @@ def _with(stored: InspectionRecord, evidence: dict[str, Any]) -> InspectionRecor
 
 
 def _old_database(records_dir: Path, version: int, rows: int) -> None:
-    """A database as schema `version` (1 or 2) left it, with `rows` records, the first with its image."""
+    """A database as schema `version` (1, 2 or 3) left it, with `rows` records, the first with its image."""
     (records_dir / "images" / "2024-05-01").mkdir(parents=True)
     conn = sqlite3.connect(records_dir / DB_FILE)
-    ddl = V2_DDL if version == 2 else V2_DDL.replace("\n    stages TEXT NOT NULL DEFAULT '[]',", "")
+    stages = "\n    stages TEXT NOT NULL DEFAULT '[]',"
+    ddl = {
+        1: V2_DDL.replace(stages, ""),
+        2: V2_DDL,
+        3: V2_DDL.replace(stages, stages + "\n    evidence TEXT NOT NULL DEFAULT '{}',"),
+    }[version]
     conn.executescript(ddl)
     for seq in range(1, rows + 1):
         image = f"images/2024-05-01/1-{seq}-REJECT.png" if seq == 1 else None
@@ -85,7 +90,7 @@ def _old_database(records_dir: Path, version: int, rows: int) -> None:
             "decided_at": 1.7e9 + seq, "latency_ms": json.dumps({"total": 40.0}), "near_threshold": 0,
             "late": 0, "image_path": image, "image_bytes": 10 if image else 0, "keep_rank": 2,
         }  # fmt: skip
-        if version == 2:
+        if version >= 2:
             values["stages"] = json.dumps(STAGES)
         names = ", ".join(values)
         conn.execute(
@@ -99,7 +104,7 @@ def _old_database(records_dir: Path, version: int, rows: int) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_database_upgrades_in_place_keeping_every_record_and_image(
     tmp_path: Path, version: int
 ) -> None:
@@ -110,7 +115,8 @@ def test_an_older_database_upgrades_in_place_keeping_every_record_and_image(
     with RecordStore(config(tmp_path)) as store:
         store.add(record(6), frame(6))
     conn = sqlite3.connect(records_dir / DB_FILE)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("SELECT count(*) FROM alarms").fetchone()[0] == 0  # version 4's table, empty
     conn.close()
     after = query(records_dir / DB_FILE)
     assert [r.seq for r in after] == [1, 2, 3, 4, 5, 6]
@@ -119,7 +125,7 @@ def test_an_older_database_upgrades_in_place_keeping_every_record_and_image(
         after[0].image_path == "images/2024-05-01/1-1-REJECT.png"
         and (records_dir / after[0].image_path).is_file()
     )
-    assert after[0].stages == (tuple(STAGES) if version == 2 else ())
+    assert after[0].stages == (tuple(STAGES) if version >= 2 else ())
     out = io.StringIO()
     assert show_record(records_dir, "2", tmp_path / "old.png", stdout=out) == 0
     assert "no evidence kept" in out.getvalue() and (tmp_path / "old.png").stat().st_size > 0

@@ -231,6 +231,23 @@ def test_lineside_block_appears_at_base_128_with_a_moving_heartbeat():
     run(body())
 
 
+def test_role_b_shows_a_line_alarm_as_status_bit_6_and_writes_no_alarm_register():
+    robot = PyModbusTcpRobot(free_port())
+
+    async def body() -> None:
+        async with linked(robot) as link:
+            await connected_and_ready(link)
+            link.handshake.alarm_word = int(reg.AlarmBit.SCORE)  # the worker sets it from the alarm state
+            await until(lambda: link.lineside()[reg.STATUS] & StatusBit.ALARM_WARNING != 0, "ALARM_WARNING")
+            assert check_is_consistent(link.lineside())  # a warning: outside CHECK
+            # Role (b) writes the 0-15 block only (docs/robot-link.md): ALARM's offset is left to the robot.
+            assert {(address, len(values)) for _, address, values in robot.bank.writes()} == {(BASE, 16)}
+            link.handshake.alarm_word = 0
+            await until(lambda: link.lineside()[reg.STATUS] & StatusBit.ALARM_WARNING == 0, "the bit cleared")
+
+    run(body())
+
+
 def test_trigger_yields_one_request_and_result_word_never_disagrees_with_check():
     robot = PyModbusTcpRobot(free_port())
     reads: list[list[int]] = []

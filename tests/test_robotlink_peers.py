@@ -60,6 +60,17 @@ def test_mbpoll_reads_the_lineside_block_with_a_matching_check_word() -> None:
 
 
 @needs_mbpoll
+def test_mbpoll_reads_the_alarm_register_and_cannot_write_it() -> None:
+    with served() as target:
+        target.on_loop(lambda: setattr(target.handshake, "alarm_word", int(reg.AlarmBit.CLASS_RATE)))
+        whole = mbpoll_read(target.port, 0, reg.BLOCK_COUNT)
+        assert whole[reg.ALARM] == reg.AlarmBit.CLASS_RATE and whole[reg.STATUS] & StatusBit.ALARM_WARNING
+        assert mbpoll_read(target.port, reg.ALARM, 1) == [int(reg.AlarmBit.CLASS_RATE)]
+        assert mbpoll(target.port, reg.ALARM, 0).returncode != 0  # read-only: exception 02
+        assert mbpoll_read(target.port, reg.ALARM, 1) == [int(reg.AlarmBit.CLASS_RATE)]
+
+
+@needs_mbpoll
 def test_mbpoll_as_the_robot_drives_a_whole_trigger_and_result_handshake() -> None:
     with served(robot_heartbeat_required=False) as target:
         port = target.port

@@ -240,6 +240,7 @@ def test_hmi_listener_serves_the_same_registers_as_the_robot_link() -> None:
     async def body() -> None:
         async with serving(hmi=HmiConfig(port=0)) as (server, handshake), robot_and_hmi(server) as c:
             handshake.set_ready(model_ready=True, camera_ready=True)
+            handshake.alarm_word = int(reg.AlarmBit.BRIGHTNESS)  # a line alarm in force (the worker sets it)
             robot_block = [0, 0, 7, 4321, int(reg.ControlBit.ENABLE), 3]
             assert not (await c.robot.write_registers(reg.TRIGGER_SEQ, robot_block, device_id=1)).isError()
             main = await c.robot.read_holding_registers(0, count=reg.BLOCK_COUNT, device_id=1)
@@ -247,7 +248,9 @@ def test_hmi_listener_serves_the_same_registers_as_the_robot_link() -> None:
             assert not main.isError() and not hmi.isError()
             assert hmi.registers == main.registers
             assert hmi.registers[reg.BOOT_ID] == 1234
-            assert hmi.registers[reg.ROBOT_FIRST :] == robot_block
+            assert hmi.registers[reg.ROBOT_FIRST : reg.ROBOT_FIRST + reg.ROBOT_COUNT] == robot_block
+            assert hmi.registers[reg.ALARM] == reg.AlarmBit.BRIGHTNESS
+            assert hmi.registers[reg.STATUS] & reg.StatusBit.ALARM_WARNING
 
     run(body())
 
@@ -258,6 +261,7 @@ def test_hmi_listener_serves_the_same_registers_as_the_robot_link() -> None:
         ("lineside block, FC16", reg.RESULT_WORD, [reg.result_word(reg.VerdictCode.ACCEPT, 1)]),
         ("robot block, FC16", reg.TRIGGER_SEQ, [1, 0, 5]),
         ("trigger, FC6", reg.TRIGGER_SEQ, [1]),
+        ("alarm register, FC6", reg.ALARM, [0]),
     ],
 )
 def test_hmi_listener_refuses_every_write_with_exception_02(

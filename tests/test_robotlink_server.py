@@ -140,7 +140,7 @@ def test_published_result_reads_back_consistent_in_one_request():
 
 @pytest.mark.parametrize(
     ("address", "values"),
-    [(reg.RESULT_WORD, [0x5001]), (reg.STATUS, [1, 2]), (reg.INSPECTIONS, [0, 7])],
+    [(reg.RESULT_WORD, [0x5001]), (reg.STATUS, [1, 2]), (reg.INSPECTIONS, [0, 7]), (reg.ALARM, [0])],
 )
 def test_client_write_to_the_lineside_block_gets_exception_02_and_changes_nothing(address, values):
     async def body() -> None:
@@ -176,6 +176,32 @@ def test_coil_requests_are_refused_with_illegal_function():
             assert link.handshake.robot_registers()[0] == 0
 
     run(body())
+
+
+def test_the_alarm_register_and_status_bit_follow_the_line_alarms_and_leave_the_result_alone():
+    async def body() -> None:
+        async with running_link() as link:
+            await robot_comes_online(link)
+            before = await link.read(0, reg.BLOCK_COUNT)
+            assert before[reg.ALARM] == 0 and not before[reg.STATUS] & StatusBit.ALARM_WARNING
+            link.handshake.alarm_word = int(reg.AlarmBit.REJECT_RATE | reg.AlarmBit.SCORE)
+            during = await link.read(0, reg.BLOCK_COUNT)
+            assert during[reg.ALARM] == 0b100001 and during[reg.STATUS] & StatusBit.ALARM_WARNING
+            assert (await link.read(reg.ALARM, 1)) == [0b100001]  # alone, as a robot may read it
+            # A warning: the result registers and CHECK are as they were.
+            assert during[reg.TRIGGER_ACK_SEQ : reg.ALARM] == before[reg.TRIGGER_ACK_SEQ : reg.ALARM]
+            link.handshake.alarm_word = 0
+            after = await link.read(0, reg.BLOCK_COUNT)
+            assert after[reg.ALARM] == 0 and not after[reg.STATUS] & StatusBit.ALARM_WARNING
+
+    run(body())
+
+
+def test_alarm_words_name_the_chart_kinds():
+    assert reg.alarm_word([]) == 0
+    assert reg.alarm_word(["reject_rate", "class_rate:pit", "class_rate:chip"]) == 0b11
+    assert reg.alarm_word(["brightness", "contrast", "sharpness", "score"]) == 0b111100
+    assert reg.REGISTER_NAMES[reg.ALARM] == "ALARM" and reg.BLOCK_COUNT == 23
 
 
 def test_base_moves_the_map_and_unmapped_addresses_get_exception_02():

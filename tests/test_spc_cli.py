@@ -20,8 +20,10 @@ from tests.line import lineside, make_station
 from tests.test_spc import _record
 
 SUBGROUP, BASELINE = 10, 5
-# 5 baseline subgroups with 1 defective part in 10 (centre 0.1, sigma 0.095, upper limit 0.385: 4 or more
-# of 10 is beyond 3 sigma), then 5 subgroups with 8 in 10: the first of them (subgroup 5) must alarm.
+# 5 baseline subgroups with 1 defective part in 10 (centre 0.1), then 5 subgroups with 8 in 10: the first of
+# them (subgroup 5) must alarm. Exact limits (docs/spc.md): the next subgroup's count given 5 of 50 in the
+# baseline is beta-binomial; P(X >= 6 of 10) is under the 3-sigma tail 0.00135, P(X >= 5) is not, so the
+# upper limit lies between 5 and 6 of 10 (0.55).
 STEADY = "ggggdggggg" * BASELINE
 RISING = STEADY + "ddgddddgdd" * 5
 
@@ -39,6 +41,7 @@ def test_a_real_run_whose_defect_rate_rises_is_found_by_records_alarms(tmp_path:
     proc = lineside(
         "records",
         "alarms",
+        "--replay",
         "--dir",
         str(records_dir),
         "--subgroup",
@@ -54,7 +57,7 @@ def test_a_real_run_whose_defect_rate_rises_is_found_by_records_alarms(tmp_path:
     last_key = f"{records[SUBGROUP * BASELINE + 9].boot_id}:{records[SUBGROUP * BASELINE + 9].seq}"
     expected = (
         "  reject rate: a point beyond 3 sigma (above) at subgroup 5 (value 0.8, centre 0.1, limits 0 to "
-        f"0.3846); 10 parts, {first_key} to {last_key}."
+        f"0.55); 10 parts, {first_key} to {last_key}."
     )
     assert expected in lines, proc.stdout
     assert lines[0].endswith(

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from edge.errors import LinesideError
 from edge.fleet.config import FleetConfig
 from edge.judge.inspection import Verdict
-from edge.runtime.messages import LedgerEvent
+from edge.runtime.messages import AlarmState, LedgerEvent
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,15 @@ def record_payload(event: LedgerEvent, station: str) -> dict[str, Any]:
 
 
 class FleetPublisher:
-    """One MQTT session for one station: `<prefix>/<station>/records` and the retained `.../status`."""
+    """One MQTT session for one station: `<prefix>/<station>/records`, the retained `.../status` and the
+    retained `.../alarms` (line alarms in force, docs/spc.md)."""
 
     def __init__(self, cfg: FleetConfig, station: str) -> None:
         self.cfg = cfg
         self.station = station
         base = f"{cfg.topic_prefix.rstrip('/')}/{station}"
         self.records_topic, self.status_topic = f"{base}/records", f"{base}/status"
+        self.alarms_topic = f"{base}/alarms"  # retained: a new subscriber learns the alarms in force
         self._connected = threading.Event()
         self.counts = {"published": 0, "dropped": 0, "connects": 0}
         client = mqtt.Client(
@@ -105,6 +107,12 @@ class FleetPublisher:
             return False
         self.counts["published"] += 1
         return True
+
+    def publish_alarms(self, state: AlarmState) -> bool:
+        """The line alarms in force as a retained message (sent on change); False if not handed over."""
+        payload = {"station": self.station, **state.model_dump(mode="json")}
+        info = self.client.publish(self.alarms_topic, json.dumps(payload).encode("utf-8"), qos=1, retain=True)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def close(self) -> None:
         """A clean goodbye: retained "offline" (so no last will is needed), then disconnect."""

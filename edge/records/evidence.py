@@ -1,18 +1,16 @@
 """A record's evidence for people: its lines of text and its evidence picture (crops with the box or heat
 map drawn, the rule and margin written under them).
 
-English here, rendered from the record's language-neutral codes and numbers, which stay as they are so
-that a catalog can render them in another language. Read only: used by `lineside records show` and the
-status page.
+The lines come from edge/records/explain.py (English or Korean, from the record's language-neutral codes
+and numbers); the picture is written in English (OpenCV's stroke font is ASCII only). Read only: used by
+`lineside records show` and the status page.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import textwrap
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -20,10 +18,13 @@ import numpy.typing as npt
 
 from edge.errors import LinesideError
 from edge.records.crops import evidence_crops
+from edge.records.explain import evidence_lines, finding_text
 from edge.records.images import crop_files, heat_files
 from edge.records.marks import resolve_key
 from edge.records.model import InspectionRecord
 from edge.records.schema import DB_FILE, open_reader, row_to_record, select_record
+
+__all__ = ["evidence_lines", "evidence_png", "finding_text", "read_record"]
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX  # OpenCV's own stroke font: nothing downloaded, ASCII only
 TEXT_SCALE = 0.5
@@ -48,76 +49,6 @@ def read_record(records_dir: Path, key: str) -> InspectionRecord:
     if row is None:
         raise LinesideError(f"{db_path}: no record {key}")
     return row_to_record(row)
-
-
-def _num(value: Any, spec: str) -> str:
-    return "-" if value is None else format(float(value), spec)
-
-
-def _compare(margin: Any) -> str:
-    return ">=" if margin is not None and float(margin) >= 0 else "<"
-
-
-def finding_text(finding: Mapping[str, Any]) -> str:
-    """One finding (a rule that fired, a runner-up, a fault) as one line: who and what, then its numbers."""
-    head = [f"{finding['stage']}:" if finding.get("stage") else "", str(finding.get("code", "?"))]
-    if finding.get("class"):
-        head.append(str(finding["class"]))
-    clauses = []
-    if "error_code" in finding:
-        clauses.append(f"error {finding['error_code']} ({finding.get('kind')}): {finding.get('detail', '')}")
-    margin = finding.get("margin")
-    if finding.get("score") is not None and finding.get("threshold") is not None:
-        clauses.append(
-            f"score {_num(finding['score'], '.3f')} {_compare(margin)} {_num(finding['threshold'], '.3f')}"
-            f" (margin {_num(margin, '+.3f')})"
-        )
-    for key in ("size", "area"):
-        if finding.get(key) is not None:
-            units, value_margin = finding.get("units", ""), finding.get(f"{key}_margin")
-            limit = _num(finding.get(f"{key}_limit"), ".2f")
-            clauses.append(
-                f"{key} {_num(finding[key], '.2f')} {units} {_compare(value_margin)} {limit} {units}"
-                f" (margin {_num(value_margin, '+.2f')} {units})"
-            )
-    if finding.get("box") is not None:
-        x1, y1, x2, y2 = finding["box"]
-        clauses.append(f"box ({x1:.0f},{y1:.0f})-({x2:.0f},{y2:.0f}) px")
-    if finding.get("centre_mm") is not None:
-        clauses.append("centre ({:.1f}, {:.1f}) mm".format(*finding["centre_mm"]))
-    if finding.get("hottest") is not None:
-        clauses.append("hottest at ({:.0f},{:.0f}) px".format(*finding["hottest"]))
-    return " ".join(w for w in head if w) + (" " + ", ".join(clauses) if clauses else "")
-
-
-def evidence_lines(record: InspectionRecord) -> list[str]:
-    """The record and why it got its verdict, line by line."""
-    evidence = record.evidence
-    near = record.verdict.value == "ACCEPT" and record.near_threshold
-    head = f"record {record.boot_id}:{record.seq}  part {record.part_id or '-'}  recipe {record.recipe}  "
-    head += record.verdict.value + ("  (near threshold)" if near else "")
-    if record.error_code:
-        head += f"  error {record.error_code}"
-    lines = [head, f"model {record.model_name or '-'} {record.model_version or ''}".rstrip()]
-    if not evidence:
-        return [*lines, "no evidence kept (a record from before evidence was kept, or it could not be built)"]
-    if evidence.get("deciding_stage"):
-        lines.append(f"deciding stage: {evidence['deciding_stage']} ({evidence.get('deciding_kind')})")
-    if evidence.get("rule"):
-        lines.append(f"rule: {finding_text(evidence['rule'])}")
-    lines += [f"also fired: {finding_text(f)}" for f in evidence.get("fired", [])]
-    if near:
-        lines.append("near threshold: kept for review; the closest finding is the first below")
-    lines += [f"below threshold: {finding_text(f)}" for f in evidence.get("runner_ups", [])]
-    for stage in evidence.get("stages", []):
-        margin = f" margin {_num(stage.get('margin'), '+.3f')}" if stage.get("margin") is not None else ""
-        lines.append(
-            f"stage {stage['stage']} ({stage['kind']}): {stage['verdict']}"
-            f" score {_num(stage.get('score'), '.3f')} / {_num(stage.get('threshold'), '.3f')}{margin}"
-        )
-    if evidence.get("calibrated"):
-        lines.append(f"calibrated: {evidence.get('mm_per_px')} mm per px")
-    return lines
 
 
 def _stored_crops(records_dir: Path, record: InspectionRecord) -> list[npt.NDArray[np.uint8]]:

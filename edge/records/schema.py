@@ -1,6 +1,6 @@
 """The records database layout, its connections, and the mapping between rows and records.
 
-One table, one row per inspection; list-like fields are stored as JSON text.
+One row per inspection (list-like fields as JSON text), and one per line alarm raised live.
 """
 
 from __future__ import annotations
@@ -19,14 +19,33 @@ from edge.records.model import InspectionRecord, detection_to_json
 DB_FILE = "records.db"
 IMAGES_DIR = "images"
 QUARANTINE_DIR = "quarantine"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2 added `stages` (each judge's verdict, score, threshold, margin), version 3 `evidence` (why the
-# verdict: rule, margin, runner-ups, crops). The writer upgrades an older database in place, in one
-# transaction, keeping every record; readers read one as it is (its records have no stages or evidence).
-_READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)
+# verdict: rule, margin, runner-ups, crops), version 4 the `alarms` table (line alarms raised live,
+# edge/records/alarms.py). The writer upgrades an older database in place, in one transaction, keeping
+# every record; readers read one as it is (its records have no stages or evidence, it has no alarms).
+_READABLE_VERSIONS = (1, 2, 3, SCHEMA_VERSION)
+# One row per alarm raised on the live line: its chart and rule for queries, the whole alarm (values,
+# limits, the parts that triggered it) as JSON, its chart picture relative to the records folder.
+ALARMS_DDL = """
+CREATE TABLE IF NOT EXISTS alarms (
+    id         INTEGER PRIMARY KEY,
+    raised_at  REAL    NOT NULL,
+    boot_id    INTEGER NOT NULL,
+    chart      TEXT    NOT NULL,
+    rule       TEXT    NOT NULL,
+    alarm      TEXT    NOT NULL,
+    chart_png  TEXT
+);
+CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms (raised_at);
+"""
 _UPGRADE_1_TO_2 = "ALTER TABLE inspections ADD COLUMN stages TEXT NOT NULL DEFAULT '[]';"
 _UPGRADE_2_TO_3 = "ALTER TABLE inspections ADD COLUMN evidence TEXT NOT NULL DEFAULT '{}';"
-_UPGRADES = {1: _UPGRADE_1_TO_2 + "\n" + _UPGRADE_2_TO_3, 2: _UPGRADE_2_TO_3}
+_UPGRADES = {
+    1: _UPGRADE_1_TO_2 + "\n" + _UPGRADE_2_TO_3 + ALARMS_DDL,
+    2: _UPGRADE_2_TO_3 + ALARMS_DDL,
+    3: ALARMS_DDL,
+}
 
 # keep_rank orders eviction: lowest rank goes first, oldest (lowest id) first within a rank.
 RANK_ACCEPT = 0
@@ -65,6 +84,7 @@ CREATE INDEX IF NOT EXISTS inspections_by_time ON inspections (triggered_at);
 CREATE INDEX IF NOT EXISTS inspections_images_by_eviction
     ON inspections (keep_rank, id) WHERE image_path IS NOT NULL;
 """
+_DDL += ALARMS_DDL
 
 _RECORD_COLUMNS = (
     "boot_id, seq, part_id, recipe, verdict, reasons, error_code, detections, model_name, model_version, "

@@ -70,6 +70,8 @@ class Handshake:
         self._model_id = 0
         # Set by the worker while records are held unwritten (a warning only: parts go on).
         self.records_warning = False
+        # Set by the worker from the alarms worker's state: ALARM's word (a warning only: parts go on).
+        self.alarm_word = 0
 
     # ---- state for status pages and the worker ----
     @property
@@ -254,6 +256,10 @@ class Handshake:
         block[reg.INSPECTIONS] = self.counters.inspections % (reg.MAX_REGISTER + 1)
         return block
 
+    def warnings(self) -> list[int]:
+        """The lineside warnings after the robot block (offsets 22..): ALARM."""
+        return [max(0, min(reg.MAX_REGISTER, self.alarm_word))]
+
     # ---- internals ----
     def _robot_reg(self, register: int) -> int:
         return self._robot[register - reg.ROBOT_FIRST]
@@ -272,6 +278,8 @@ class Handshake:
             bits |= StatusBit.ROBOT_HEARTBEAT_OK
         if self.records_warning:
             bits |= StatusBit.RECORDS_WARNING
+        if self.alarm_word:
+            bits |= StatusBit.ALARM_WARNING
         return int(bits)
 
     def _refusal(self) -> tuple[ErrorCode, str] | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from edge.errors import LinesideError
 
@@ -44,7 +44,14 @@ RECIPE = 21
 ROBOT_FIRST = 16
 ROBOT_COUNT = 6
 
-BLOCK_COUNT = LINESIDE_COUNT + ROBOT_COUNT
+# Lineside-owned warnings after the robot block (issue 16): the 0-15 block is full, and moving a register
+# in it would break every robot program's CHECK loop. Read-only to the robot, outside CHECK (a warning
+# never judges a part), role (a) only for now.
+ALARM = 22  # line alarms in force: a bit per chart kind (AlarmBit), 0 = none
+WARNINGS_FIRST = 22
+WARNINGS_COUNT = 1
+
+BLOCK_COUNT = LINESIDE_COUNT + ROBOT_COUNT + WARNINGS_COUNT
 
 # The result registers, written and cleared together with RESULT_WORD.
 RESULT_FIRST = TRIGGER_ACK_SEQ
@@ -81,6 +88,7 @@ REGISTER_NAMES: dict[int, str] = {
     SESSION: "SESSION",
     CONTROL: "CONTROL",
     RECIPE: "RECIPE",
+    ALARM: "ALARM",
 }
 
 
@@ -93,6 +101,36 @@ class StatusBit(enum.IntFlag):
     ERROR = 1 << 3  # latched on a published ERROR/LATE or a raised interlock; CLEAR_ERROR resets it
     ROBOT_HEARTBEAT_OK = 1 << 4  # the robot's heartbeat moved within the staleness threshold
     RECORDS_WARNING = 1 << 5  # records cannot be written for now (disk full/read-only); verdicts still flow
+    ALARM_WARNING = 1 << 6  # a line alarm is in force (ALARM != 0): a warning, verdicts unchanged
+
+
+class AlarmBit(enum.IntFlag):
+    """Bits of ALARM: which kind of chart is in alarm (docs/spc.md)."""
+
+    REJECT_RATE = 1 << 0  # the reject rate's p-chart
+    CLASS_RATE = 1 << 1  # any defect class's p-chart
+    BRIGHTNESS = 1 << 2  # image drift: mean grey
+    CONTRAST = 1 << 3  # image drift: grey spread
+    SHARPNESS = 1 << 4  # image drift: focus measure
+    SCORE = 1 << 5  # score drift: accepted parts creeping toward the threshold
+
+
+_ALARM_BITS = {
+    "reject_rate": AlarmBit.REJECT_RATE,
+    "class_rate": AlarmBit.CLASS_RATE,
+    "brightness": AlarmBit.BRIGHTNESS,
+    "contrast": AlarmBit.CONTRAST,
+    "sharpness": AlarmBit.SHARPNESS,
+    "score": AlarmBit.SCORE,
+}
+
+
+def alarm_word(charts: Iterable[str]) -> int:
+    """ALARM for the charts in alarm (`reject_rate`, `class_rate:<class>`, `brightness`...)."""
+    word = AlarmBit(0)
+    for chart in charts:
+        word |= _ALARM_BITS.get(chart.partition(":")[0], AlarmBit(0))
+    return int(word)
 
 
 class ControlBit(enum.IntFlag):

@@ -115,7 +115,13 @@ class RobotLinkServer:
         base = self._cfg.base
         lineside = SimData(base, values=[0] * reg.LINESIDE_COUNT, datatype=DataType.REGISTERS, readonly=True)
         robot = SimData(base + reg.ROBOT_FIRST, values=[0] * reg.ROBOT_COUNT, datatype=DataType.REGISTERS)
-        return SimDevice(id=self._cfg.unit_id, simdata=[lineside, robot], action=self._action)
+        warnings = SimData(
+            base + reg.WARNINGS_FIRST,
+            values=[0] * reg.WARNINGS_COUNT,
+            datatype=DataType.REGISTERS,
+            readonly=True,
+        )
+        return SimDevice(id=self._cfg.unit_id, simdata=[lineside, robot, warnings], action=self._action)
 
     def hmi_device(self) -> SimDevice:
         """The same layout with every register read-only: any write gets exception 02."""
@@ -179,6 +185,8 @@ class RobotLinkServer:
         if set_values is None:
             first = self._cfg.base - start_address
             registers[first : first + reg.LINESIDE_COUNT] = self._handshake.snapshot()
+            warnings = first + reg.WARNINGS_FIRST
+            registers[warnings : warnings + reg.WARNINGS_COUNT] = self._handshake.warnings()
             return None
         try:
             events = self._handshake.on_robot_write(address - self._cfg.base, [int(v) for v in set_values])
@@ -207,4 +215,6 @@ class RobotLinkServer:
         registers[first : first + reg.LINESIDE_COUNT] = self._handshake.snapshot()
         robot_first = first + reg.ROBOT_FIRST
         registers[robot_first : robot_first + reg.ROBOT_COUNT] = self._handshake.robot_registers()
+        warnings = first + reg.WARNINGS_FIRST
+        registers[warnings : warnings + reg.WARNINGS_COUNT] = self._handshake.warnings()
         return None

@@ -21,6 +21,8 @@ class Endpoints(BaseModel):
     heartbeats: str  # every worker -> supervisor
     health: str  # supervisor -> robot link
     publish: str  # robot link -> anyone (final inspections, JSON)
+    measures: str  # inference -> alarms worker (image measures of each frame, PUB)
+    alarms: str  # alarms worker -> robot link, status, fleet (AlarmState, PUB)
     frame_dir: str  # capture -> inference: the shared-memory frame ring's folder (edge/runtime/framering.py)
 
     @classmethod
@@ -38,5 +40,7 @@ class Endpoints(BaseModel):
             heartbeats=ipc("heartbeats"),
             health=ipc("health"),
             publish=publish or ipc("inspections"),
+            measures=ipc("measures"),
+            alarms=ipc("alarms"),
             frame_dir=str(runtime_dir),
         )

@@ -150,6 +150,33 @@ class ImageNote(Message):
     )
 
 
+class FrameMeasures(Message):
+    """Inference -> alarms worker: a frame's image measures (edge/spc/drift.py), sent after its result."""
+
+    boot_id: int
+    seq: int
+    brightness: float
+    contrast: float
+    sharpness: float
+
+
+class AlarmState(Message):
+    """The alarms worker's state (edge/runtime/workers/alarms.py), published on every change and every
+    second: which charts are in alarm now, the ALARM register's word, and the counts raised so far."""
+
+    word: int = Field(0, ge=0, le=32767, description="The robot's ALARM register: a bit per chart kind.")
+    active: tuple[str, ...] = Field((), description="Charts in alarm now (latched, not yet returned).")
+    raised: dict[str, int] = Field(
+        default_factory=dict, description="Alarms raised since the worker started, per 'chart rule'."
+    )
+    latest: tuple[dict[str, object], ...] = Field(
+        (),
+        description="The newest alarms, newest last: Alarm.to_json with `parts` as a count and `span` the "
+        "first and last part (the records keep them all), plus raised_at and chart_png.",
+    )
+    baseline_left: int = Field(0, ge=0, description="Judged parts still to come before the p-charts test.")
+
+
 class Heartbeat(Message):
     """A worker's sign of life, sent from its loop so that a hung loop falls silent."""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 # Workers nothing on a part's critical path waits for: they yield the CPU to those that are.
-BACKGROUND_WORKERS = frozenset({"recorder", "status", "fleet", "aas", "opcua"})
+BACKGROUND_WORKERS = frozenset({"recorder", "status", "fleet", "aas", "opcua", "alarms"})
 BACKGROUND_NICE = 10
 
 

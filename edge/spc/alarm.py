@@ -45,6 +45,21 @@ class Alarm:
             "params": dict(self.params),
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Alarm:
+        """The alarm `to_json` wrote (a stored or published one)."""
+        return cls(
+            rule=str(data["rule"]),
+            chart=str(data["chart"]),
+            index=int(data["index"]),
+            values=tuple(float(v) for v in data["values"]),
+            centre=float(data["centre"]),
+            lower=float(data["lower"]),
+            upper=float(data["upper"]),
+            parts=tuple((int(p[0]), int(p[1])) for p in data["parts"]),
+            params=dict(data.get("params", {})),
+        )
+
     def message(self) -> Message:
         """The alarm as one sentence-to-be (`spc.alarm`), its chart and rule as messages of their own."""
         kind, _, name = self.chart.partition(":")

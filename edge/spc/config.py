@@ -1,7 +1,7 @@
-"""The `spc:` section (line alarms): subgroups, baselines, which run rules, EWMA limits.
+"""The `spc:` section (line alarms): subgroups, baselines, which run rules, latching, EWMA limits.
 
-Not yet part of `LinesideConfig`: `lineside records alarms` uses it with its defaults (or a YAML file of
-this section alone); wiring it into the live line is a later change.
+Part of the line's config file (`LinesideConfig.spc`, the live alarms worker); `lineside records alarms`
+reads it from there, from a YAML file of this section alone, or uses its defaults.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RuleId = Literal["beyond_3sigma", "2of3_beyond_2sigma", "4of5_beyond_1sigma", "run_one_side", "trend"]
+# A line's default: a point beyond 3 sigma, and a long run on one side (a small lasting shift).
+DEFAULT_RULES: tuple[RuleId, ...] = ("beyond_3sigma", "run_one_side")
 ALL_RULES: tuple[RuleId, ...] = (
     "beyond_3sigma",
     "2of3_beyond_2sigma",
@@ -49,14 +51,23 @@ class PChartConfig(_Strict):
         description="The reject rate's centre line, when known (else learnt from the baseline).",
     )
     rules: tuple[RuleId, ...] = Field(
-        ALL_RULES, description="Run rules tested on the reject-rate chart (Western Electric / Nelson)."
+        DEFAULT_RULES,
+        description="Run rules tested on the reject-rate chart (Western Electric / Nelson). The default, a "
+        "point beyond 3 sigma and a long run on one side, keeps a stable line of 2,000 parts silent in about "
+        "19 of 20 runs (docs/spc.md); every further rule adds its own false alarms.",
     )
     class_rules: tuple[RuleId, ...] = Field(
         ("beyond_3sigma",),
         description="Run rules tested on each class's chart: fewer than on the reject rate, because every "
         "class is one more chart that can raise a false alarm.",
     )
-    run_length: int = Field(9, ge=7, le=15, description="Points in a row on one side of the centre (8 or 9).")
+    run_length: int = Field(
+        12,
+        ge=7,
+        le=15,
+        description="Points in a row on one side of the centre (Nelson's 9 fired on a stable line about "
+        "three times as often as 12, docs/spc.md: a count lands on one side or the other almost every time).",
+    )
     trend_length: int = Field(6, ge=5, le=10, description="Points in a row steadily rising or falling.")
     sides: Literal["both", "upper"] = Field(
         "both",
@@ -68,6 +79,18 @@ class PChartConfig(_Strict):
         "upper",
         description="Sides tested on each class's chart: a class's rate is small (most subgroups hold none "
         "of it), so below its centre there is little to see and much chance to fire on.",
+    )
+    release: int = Field(
+        3,
+        ge=0,
+        le=1000,
+        description="After an alarm the chart stays latched (quiet) until acknowledged or until this many "
+        "subgroups in a row lie inside 2 sigma: the process returned (0: no latch, every firing alarms).",
+    )
+    class_bonferroni: bool = Field(
+        True,
+        description="Class charts share one chart's tail probability (Bonferroni: each tests at 1/k of it, k "
+        "the number of classes), so that a line with many classes raises no more false alarms than one.",
     )
     new_class_counts: float = Field(
         0.5,
@@ -107,6 +130,13 @@ class EwmaConfig(_Strict):
     min_sigma_ratio: float = Field(
         0.02, ge=0, le=1, description="Floor on the baseline's sigma as a share of its mean."
     )
+    release: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="After an alarm the chart stays latched (quiet) until acknowledged or until the EWMA has "
+        "been inside its limits for this many points in a row: the process returned.",
+    )
 
 
 class ScoreDriftConfig(EwmaConfig):
@@ -116,8 +146,15 @@ class ScoreDriftConfig(EwmaConfig):
 
 
 class SpcConfig(_Strict):
-    """Line alarms. An alarm warns (list, chart, later the robot's STATUS bit); it never changes a verdict."""
+    """Line alarms. An alarm warns (records, chart, the robot's STATUS bit and ALARM register, metrics,
+    MQTT, the status page); it never changes a verdict."""
 
+    enabled: bool = Field(
+        True,
+        description="Run the alarms worker on the live line. On by default: it only listens to the final "
+        "verdicts (an observer, like the status page), so it cannot change or delay one, and the first "
+        "alarm needs a baseline of `pchart.subgroup * pchart.baseline_subgroups` parts anyway.",
+    )
     pchart: PChartConfig = Field(default_factory=PChartConfig)
     brightness: EwmaConfig = Field(
         default_factory=lambda: EwmaConfig(min_sigma=1.0), description="Mean grey of the frame."

@@ -3,7 +3,8 @@ centre), limits at `width` sigma of the EWMA, alarms when the EWMA leaves them.
 
 The EWMA's sigma grows to its steady value sigma * sqrt(lambda / (2 - lambda)) as the chart starts
 (the exact, time-varying form), so the first points are not judged by too-wide limits. After an alarm the
-chart re-arms when the EWMA is back inside its limits: one alarm per excursion, not one per point.
+chart latches: it re-arms when acknowledged or when the EWMA has been back inside its limits for
+`release` points in a row (the process returned): one alarm per excursion, not one per point.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class EwmaChart:
         self._tested = 0
         self._count = 0
         self._armed = True
+        self._inside = 0  # points in a row inside the limits while latched
         # The points that weigh most in the EWMA (about 2/lambda - 1 of them): an alarm's evidence.
         self._span = max(1, round(2.0 / config.smoothing - 1.0))
 
@@ -72,8 +74,11 @@ class EwmaChart:
         self.points.append(EwmaPoint(index, value, self._ewma, lower, upper, part))
         high, low = self._ewma > upper, self._ewma < lower and self.sides == "both"
         if not (high or low):
-            self._armed = True
+            self._inside += 1
+            if self._inside >= self.config.release:
+                self._armed = True
             return None
+        self._inside = 0
         if not self._armed:
             return None
         self._armed = False
@@ -89,6 +94,14 @@ class EwmaChart:
             parts=tuple(p.part for p in recent),
             params={"smoothing": lam, "width": self.config.width},
         )
+
+    @property
+    def latched(self) -> bool:
+        return not self._armed
+
+    def acknowledge(self) -> None:
+        """Someone has seen the alarm: the next excursion alarms again."""
+        self._armed, self._inside = True, 0
 
     def _learn(self, value: float) -> None:
         self._baseline.append(value)

@@ -19,10 +19,11 @@ import numpy.typing as npt
 from edge.judge.inspection import Verdict
 from edge.records.model import InspectionRecord
 from edge.records.shift import reject_cause
-from edge.spc.alarm import Alarm
+from edge.spc.alarm import Alarm, PartKey
 from edge.spc.config import SpcConfig
 from edge.spc.drift import ImageDrift, ScoreDrift, closeness
-from edge.spc.pchart import RejectCharts
+from edge.spc.ewma import EwmaChart
+from edge.spc.pchart import PChart, RejectCharts
 
 FrameLoader = Callable[[InspectionRecord], "npt.NDArray[np.uint8] | None"]
 
@@ -52,6 +53,8 @@ class LineCharts:
             class_upper_only=p.class_sides == "upper",
             prior_hits=p.new_class_counts,
             history=self.config.history,
+            release=p.release,
+            class_bonferroni=p.class_bonferroni,
         )
         self.image = ImageDrift(self.config, self.reference)
         self.score = ScoreDrift(self.config)
@@ -72,6 +75,34 @@ class LineCharts:
             found += self.image.add_frame(frame, record.key)
         self.alarms += found
         return found
+
+    def add_measures(self, measures: Mapping[str, float], part: PartKey) -> list[Alarm]:
+        """One frame's image measures (the live line measures them in inference, edge/spc/drift.py)."""
+        found = self.image.add_measures(measures, part)
+        self.alarms += found
+        return found
+
+    def chart(self, name: str) -> PChart | EwmaChart | None:
+        """The chart an alarm came from, by its name."""
+        if name == "reject_rate":
+            return self.rejects.reject
+        if name.startswith("class_rate:"):
+            return self.rejects.classes.get(name.partition(":")[2])
+        if name == "score":
+            return self.score.chart
+        return self.image.charts.get(name)
+
+    def active(self) -> list[str]:
+        """The charts latched in alarm now: raised, neither acknowledged nor returned."""
+        charts: list[PChart | EwmaChart] = [*self.rejects.charts(), *self.image.charts.values()]
+        charts.append(self.score.chart)
+        return [c.name for c in charts if c.latched]
+
+    def acknowledge(self) -> None:
+        """Someone has seen the alarms: every chart alarms again on its next firing."""
+        self.rejects.acknowledge()
+        for chart in (*self.image.charts.values(), self.score.chart):
+            chart.acknowledge()
 
     def finish(self) -> list[Alarm]:
         """Close the last, short subgroup (end of a replay)."""

@@ -21,6 +21,7 @@ from edge.opcua.config import OpcUaConfig
 from edge.records.config import RecordsConfig
 from edge.robotlink.config import RobotLinkConfig
 from edge.sources.config import SourceConfig
+from edge.spc.config import SpcConfig
 from edge.status.config import StatusConfig
 
 
@@ -35,6 +36,11 @@ class StationConfig(_Section):
     runtime_dir: Path | None = Field(
         None,
         description="Folder for sockets; default $RUNTIME_DIRECTORY (systemd) or a private temporary folder.",
+    )
+    language: Literal["en", "ko"] | None = Field(
+        None,
+        description="Language of what people read (status page, sentences): en or ko; default: the locale "
+        "(LANG), else en. Never changes a verdict or what the robot gets (docs/i18n.md).",
     )
 
 
@@ -227,6 +233,7 @@ class LinesideConfig(_Section):
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="Final records to an MQTT broker.")
     aas: AasConfig = Field(default_factory=AasConfig, description="Asset Administration Shell, live API.")
     opcua: OpcUaConfig = Field(default_factory=OpcUaConfig, description="OPC UA Machine Vision server.")
+    spc: SpcConfig = Field(default_factory=SpcConfig, description="Line alarms (docs/spc.md); warn only.")
     max_parts: int | None = Field(None, ge=1, description="Stop cleanly after this many inspections.")
 
     @model_validator(mode="after")

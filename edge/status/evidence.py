@@ -13,7 +13,9 @@ from http import HTTPStatus
 from pathlib import Path
 
 from edge.errors import LinesideError
+from edge.i18n import render
 from edge.records.evidence import evidence_lines, evidence_png, read_record
+from edge.records.explain import reason_message
 
 PREFIXES = ("/api/evidence/", "/evidence/")
 _PART = re.compile(r"^(?:(\d{1,5})[-:])?(\d{1,12})$")
@@ -25,8 +27,9 @@ def _not_found(why: str) -> Response:
     return HTTPStatus.NOT_FOUND, "text/plain", (why + "\n").encode("utf-8")
 
 
-def evidence_response(records_dir: Path, path: str) -> Response:
-    """The reply to a GET of an evidence route (the path without its query)."""
+def evidence_response(records_dir: Path, path: str, lang: str | None = "en") -> Response:
+    """The reply to a GET of an evidence route (the path without its query); the JSON's lines and reason
+    in `lang` (None: the locale's), re-rendered from the record's codes."""
     as_png = path.startswith("/evidence/")
     name = path.rsplit("/", maxsplit=1)[-1]
     if as_png:
@@ -48,6 +51,7 @@ def evidence_response(records_dir: Path, path: str) -> Response:
         ValueError,
     ) as exc:  # a page request never stops the server
         return _not_found(str(exc))
+    reason = reason_message(record.evidence)
     body = {
         "boot_id": record.boot_id,
         "seq": record.seq,
@@ -55,7 +59,8 @@ def evidence_response(records_dir: Path, path: str) -> Response:
         "verdict": record.verdict.value,
         "near_threshold": record.near_threshold,
         "evidence": record.evidence,
-        "lines": evidence_lines(record),
+        "lines": evidence_lines(record, lang),
+        "reason": None if reason is None else render(reason, lang),
         "picture": f"/evidence/{record.boot_id}-{record.seq}.png",
     }
-    return HTTPStatus.OK, "application/json", json.dumps(body).encode("utf-8")
+    return HTTPStatus.OK, "application/json", json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from edge.errors import ErrorCode
 from edge.judge.inspection import Verdict
 from edge.runtime.messages import LedgerEvent
+from edge.status.alarms import AlarmBoard, AlarmsCollector
 from edge.status.state import StationState, fault_kind
 
 LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
@@ -60,6 +61,8 @@ class LineMetrics:
         for verdict in Verdict:
             self.inspections.labels(verdict=verdict.value)  # zero series exist before the first part
         self.registry.register(_SupervisionCollector(state, records_dir))
+        self.alarms = AlarmBoard()  # the alarms worker's state (edge/status/alarms.py), set by the worker
+        self.registry.register(AlarmsCollector(self.alarms))
 
     def observe(self, event: LedgerEvent) -> None:
         if event.kind != "finalised":

@@ -24,6 +24,7 @@ from edge.status.evidence import evidence_response
 from edge.status.frame import LastFrame
 from edge.status.metrics import LineMetrics
 from edge.status.state import StationState
+from edge.status.strings import page_strings
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,17 @@ class StatusServer:
         frame: LastFrame,
         *,
         guard: StatusGuard | None = None,
+        language: str | None = None,
     ) -> None:
         page = page_html()
-        handler = type("Handler", (_Handler,), {"app": (state, metrics, frame, page), "guard": guard})
+        strings = json.dumps(page_strings(language), ensure_ascii=False).encode("utf-8")
+        attributes = {
+            "app": (state, metrics, frame, page),
+            "guard": guard,
+            "strings": strings,
+            "language": language,
+        }
+        handler = type("Handler", (_Handler,), attributes)
         try:
             self.httpd = ThreadingHTTPServer((bind, port), handler)
         except OSError as exc:
@@ -82,6 +91,8 @@ class StatusServer:
 class _Handler(BaseHTTPRequestHandler):
     app: tuple[StationState, LineMetrics, LastFrame, bytes]
     guard: StatusGuard | None = None
+    strings: bytes = b"{}"
+    language: str | None = None
     timeout = CLIENT_TIMEOUT_S
     server_version = "lineside-status"
 
@@ -92,8 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", page)
-        elif path == "/api/status":
-            self._send_json(state.snapshot())
+        elif path == "/api/status":  # with the line alarms' panel (edge/status/alarms.py)
+            self._send_json({**state.snapshot(), "alarms": metrics.alarms.panel()})
+        elif path == "/api/strings":  # the page's words in the station's language (edge/status/strings.py)
+            self._send(HTTPStatus.OK, "application/json; charset=utf-8", self.strings)
         elif path == "/api/frame.jpg":
             rendered = frame.render(state.recent())
             if rendered is None:
@@ -107,7 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._send(HTTPStatus.OK, "text/plain", b"ok\n")
         elif path.startswith(EVIDENCE_ROUTES):  # a part's evidence, read only (edge/status/evidence.py)
-            self._send(*evidence_response(frame.records_dir, path))
+            self._send(*evidence_response(frame.records_dir, path, self.language))
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
 

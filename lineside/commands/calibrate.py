@@ -21,6 +21,7 @@ from calibration.intrinsics import DEFAULT_MIN_SHARPNESS, MIN_VIEWS, IntrinsicsR
 from calibration.robot import RobotFit, fit_robot_plane, read_pairs
 from calibration.scale import TILT_VARIATION_PCT, ScaleMeasurement, measure_scale
 from edge.errors import LinesideError
+from edge.i18n import Message, say
 from edge.station.calibfile import CalibrationFile, CameraFrame, load_calibration, update_calibration
 from lineside import __version__
 
@@ -161,17 +162,13 @@ def handle_intrinsics(args: argparse.Namespace) -> int:
     _print_intrinsics(result, args.images, target.describe())
     over = result.rms_px > args.max_rms
     if over and not args.force:
-        print(
-            f"lineside calibrate intrinsics: RMS {result.rms_px:.3f} px > --max-rms {args.max_rms:g}:"
-            " not saved (retake the views with the largest errors, or --force)",
-            file=sys.stderr,
-        )
+        print(say("calib.refused_intrinsics", rms=result.rms_px, limit=args.max_rms), file=sys.stderr)
         return REFUSED
     width, height = result.image_size
     calibration, where = _save(
         args.out, CameraFrame(width=width, height=height), intrinsics=result.section(over)
     )
-    print(f"saved section 'intrinsics' in {where}; the runtime undistorts every frame with it")
+    print(say("calib.saved_intrinsics", where=where))
     stale = [
         name
         for name, section in (("scale", calibration.scale), ("robot", calibration.robot))
@@ -228,7 +225,7 @@ def handle_scale(args: argparse.Namespace) -> int:
     measured = measure_scale(gray, target, str(args.image), current)
     _, where = _save(args.out, CameraFrame(width=width, height=height), scale=measured.section())
     _print_scale(measured)
-    print(f"saved section 'scale' in {where}; decision rules now work in mm")
+    print(say("calib.saved_scale", where=where))
     return 0
 
 
@@ -277,16 +274,12 @@ def handle_robot(args: argparse.Namespace) -> int:
     fit = fit_robot_plane(pairs, str(args.pairs))
     _print_robot(fit)
     if fit.rms_mm > args.max_rms and not args.force:
-        print(
-            f"lineside calibrate robot: RMS {fit.rms_mm:.3f} mm > --max-rms {args.max_rms:g}: not saved"
-            " (check the pairs with the largest residuals, or --force)",
-            file=sys.stderr,
-        )
+        print(say("calib.refused_robot", rms=fit.rms_mm, limit=args.max_rms), file=sys.stderr)
         return REFUSED
     intrinsics_id = current.intrinsics_id() if current is not None else ""
     _, where = _save(args.out, camera, robot=fit.section(intrinsics_id))
-    frames = "undistorted frames" if intrinsics_id else "raw frames"
-    print(f"saved section 'robot' in {where}; pixels are taken as in {frames}")
+    frames = Message("calib.frames_undistorted" if intrinsics_id else "calib.frames_raw")
+    print(say("calib.saved_robot", where=where, frames=frames))
     return 0
 
 

@@ -19,6 +19,7 @@ from calibration.roi import describe_roi, draw_roi, parse_polygon, parse_rect, s
 from calibration.show import station_view
 from calibration.thresholds import propose_thresholds, write_thresholds
 from edge.errors import LinesideError
+from edge.i18n import Message, say
 from edge.judge.detector.detector import Detector
 from edge.judge.rules import RulesConfig, rules_from_card
 from edge.station.calibfile import load_calibration
@@ -235,7 +236,7 @@ def handle_check(args: argparse.Namespace) -> int:
     )
     for line in report.lines():
         print(f"  {line}")
-    print(f"result: {report.status.value}")
+    print(say("calib.result", status=Message(f"check.{report.status.value}")))
     return 1 if report.failed else 0
 
 

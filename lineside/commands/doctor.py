@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.locale import LANGUAGES
 from lineside.doctor.checks import DoctorOptions, run_checks
 from lineside.doctor.report import as_json, as_text, exit_code
 
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("config", nargs="?", type=Path, help="station config (YAML); default: the demo")
     parser.add_argument("--json", action="store_true", help="print the checks as one JSON document")
+    parser.add_argument("--lang", choices=LANGUAGES, help="language (default: the locale, LANG; else en)")
     parser.add_argument(
         "--calibration-max-age-days", type=_positive, default=180.0, metavar="DAYS",
         help="WARN for a calibration older than this (default 180)",
@@ -71,5 +73,5 @@ def handle(args: argparse.Namespace) -> int:
         camera_timeout_s=args.camera_timeout_s,
     )
     checks = run_checks(options)
-    sys.stdout.write(as_json(checks) if args.json else as_text(checks))
+    sys.stdout.write(as_json(checks) if args.json else as_text(checks, args.lang))
     return exit_code(checks)

@@ -1,5 +1,6 @@
-"""`lineside records alarms`: replay the records through the line-alarm charts (edge/spc) and list the
-alarms, one line each; `--png DIR` draws a control chart per alarm. Read-only, safe while the line runs.
+"""`lineside records alarms`: the line alarms the live line recorded (the records' `alarms` table, schema 4),
+one line each with its chart picture; `--replay` instead replays the records through the line-alarm charts
+(edge/spc), and `--png DIR` draws a control chart per replayed alarm. Read-only, safe while the line runs.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from pydantic import ValidationError
 
 from edge.errors import LinesideError
 from edge.i18n import Message, render
+from edge.judge.inspection import Verdict
+from edge.records.alarms import recorded_alarms
 from edge.records.query import query
 from edge.records.schema import DB_FILE
+from edge.spc.alarm import Alarm
 from edge.spc.config import SpcConfig
 from edge.spc.drift import reference_measures
 from edge.spc.replay import kept_image_loader, replay
@@ -28,9 +32,10 @@ from lineside.commands.timearg import TIME_HELP, parse_time
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # as `lineside records`
 EXAMPLES = """examples:
-  lineside records alarms --since -8h                    the last shift's alarms
-  lineside records alarms --png /tmp/alarms              and a control chart picture per alarm
-  lineside records alarms --spc spc.yaml --reference calibration/station.json
+  lineside records alarms --since -8h                    the alarms the line raised in the last shift
+  lineside records alarms --replay --since -8h           the records replayed through the charts
+  lineside records alarms --replay --png /tmp/alarms     and a control chart picture per alarm
+  lineside records alarms --spc spc.yaml --reference calibration/station.json   (implies --replay)
 """
 
 
@@ -41,10 +46,11 @@ def register_alarms(
     """Add `alarms` under `lineside records`."""
     alarms = actions.add_parser(
         "alarms",
-        help="line alarms: p-charts with run rules, image drift and score drift over the records",
-        description="Replay the records through the line-alarm charts (docs/spc.md) and list each alarm:\n"
-        "chart, rule, subgroup or point, values, limits and the parts behind it. An alarm never\n"
-        "changed a verdict. Image drift measures the kept images only.",
+        help="line alarms: those the line raised, or the records replayed through the charts",
+        description="List the line alarms the live line raised (docs/spc.md): chart, rule, subgroup or\n"
+        "point, values, limits, the parts behind it and its chart picture. --replay instead replays the\n"
+        "records through the charts (image drift then measures the kept images only). An alarm never\n"
+        "changed a verdict.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -53,6 +59,11 @@ def register_alarms(
     )
     alarms.add_argument(
         "--until", dest="alarms_until", metavar="T", help=f"up to this trigger time: {TIME_HELP}"
+    )
+    alarms.add_argument(
+        "--replay",
+        action="store_true",
+        help="replay the records through the charts (--png, --spc... imply it)",
     )
     alarms.add_argument("--png", type=Path, metavar="DIR", help="write a control chart PNG per alarm here")
     alarms.add_argument(
@@ -95,6 +106,11 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
 
         records_dir = default_state_dir() / "records"
     overrides = {"subgroup": args.subgroup, "baseline_subgroups": args.baseline_subgroups}
+    replay_options = (args.png, args.spc, args.subgroup, args.baseline_subgroups, args.reference)
+    if not args.replay and all(option is None for option in replay_options):
+        return run_recorded(
+            records_dir, since=args.alarms_since or args.since, until=args.alarms_until or args.until
+        )
     return run_alarms(
         records_dir,
         since=args.alarms_since or args.since,
@@ -178,4 +194,48 @@ def run_alarms(
         out.write(render(message) + "\n")
     for picture in pictures:
         print(f"wrote {picture}", file=err)
+    return EXIT_OK
+
+
+def run_recorded(
+    records_dir: Path,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    now: float | None = None,
+) -> int:
+    """The alarms the live line stored, oldest first, each with its chart picture's path; the counts of
+    the parts in the same window head them. Errors are one line on `stderr` and exit code 2."""
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    now_s = time.time() if now is None else now
+    try:
+        since_s = None if since is None else parse_time(since, now_s, "--since")
+        until_s = None if until is None else parse_time(until, now_s, "--until")
+        db_path = records_dir / DB_FILE
+        if not db_path.exists():
+            raise LinesideError(f"{records_dir}: no records database ({DB_FILE})")
+        stored = [
+            a for a in recorded_alarms(records_dir, since_s) if until_s is None or a.raised_at <= until_s
+        ]
+        records = query(db_path, since=since_s, until=until_s)
+    except (LinesideError, OSError) as exc:
+        print(f"lineside records alarms: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    numbers = {
+        "parts": len(records),
+        "judged": sum(r.verdict is not Verdict.FAULT for r in records),
+        "images": sum(r.image_path is not None and not r.image_evicted for r in records),
+    }
+    head = (
+        Message("spc.count", {"alarms": len(stored), **numbers}) if stored else Message("spc.none", numbers)
+    )
+    out.write(render(head) + "\n")
+    for entry in stored:
+        message = dataclasses.replace(Alarm.from_json(entry.alarm).message(), indent=1)
+        out.write(render(message) + "\n")
+        if entry.chart_png is not None:  # a path: the same in every language
+            out.write(f"    {records_dir / entry.chart_png}\n")
     return EXIT_OK

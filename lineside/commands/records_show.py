@@ -14,7 +14,10 @@ from typing import TextIO
 
 from edge.atomic import atomic_write_bytes
 from edge.errors import LinesideError
+from edge.i18n import say
+from edge.locale import LANGUAGES
 from edge.records.evidence import evidence_lines, evidence_png, read_record
+from lineside.commands.language import command_language
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -33,6 +36,12 @@ def register_show(
     show.add_argument("record", metavar="SEQ", help="the record: SEQ, or BOOT:SEQ when boots repeat it")
     show.add_argument("--out", type=Path, help="evidence picture path (default: ./evidence-BOOT-SEQ.png)")
     show.add_argument("--json", action="store_true", help="print the stored evidence as JSON instead")
+    show.add_argument(
+        "--lang",
+        dest="show_lang",
+        choices=LANGUAGES,
+        help="language (default: the config's station.language, else the locale (LANG), else en)",
+    )
     where = show.add_mutually_exclusive_group()
     where.add_argument("--dir", dest="show_dir", type=Path, help="records folder; default: the demo's")
     where.add_argument("--config", dest="show_config", type=Path, help="appliance config file")
@@ -45,6 +54,7 @@ def _handle_show(args: argparse.Namespace, config_resolver: Callable[[Path], Pat
     try:
         if records_dir is None and config is not None:
             records_dir = config_resolver(config)
+        lang = command_language(args.show_lang, config)
         if records_dir is None:
             from lineside.demo import default_state_dir
 
@@ -52,7 +62,7 @@ def _handle_show(args: argparse.Namespace, config_resolver: Callable[[Path], Pat
     except (LinesideError, OSError) as exc:
         print(f"lineside records: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return show_record(records_dir, args.record, args.out, as_json=args.json)
+    return show_record(records_dir, args.record, args.out, as_json=args.json, lang=lang)
 
 
 def show_record(
@@ -63,8 +73,10 @@ def show_record(
     as_json: bool = False,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    lang: str | None = None,
 ) -> int:
-    """The command itself: prints the evidence and writes the picture; exit 2 with one line on error."""
+    """The command itself: prints the evidence in `lang` (None: the locale's) and writes the picture (in
+    English); exit 2 with one line on error."""
     write = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     try:
@@ -77,7 +89,7 @@ def show_record(
     except (LinesideError, OSError, ValueError) as exc:
         print(f"lineside records: {exc}", file=err)
         return EXIT_BAD_INPUT
-    for line in evidence_lines(record):
+    for line in evidence_lines(record, lang):
         write.write(line + "\n")
-    write.write(f"evidence picture: {picture}\n")
+    write.write(say("show.picture", lang, path=picture) + "\n")
     return EXIT_OK

@@ -14,9 +14,11 @@ from typing import TextIO
 
 from edge.errors import LinesideError
 from edge.i18n import Message, render
+from edge.locale import LANGUAGES
 from edge.records.query import query
 from edge.records.schema import DB_FILE
 from edge.records.shift import summarise
+from lineside.commands.language import command_language
 from lineside.commands.timearg import parse_time
 
 EXIT_OK = 0
@@ -27,6 +29,7 @@ EXAMPLES = """examples:
   lineside records summary --since -8h              the last eight hours (a shift)
   lineside records summary --since 2024-05-01T06:00 --until 2024-05-01T14:00
   lineside records summary --config /etc/lineside/line.yaml
+  lineside records summary --lang ko                in Korean (default: the locale, LANG=ko_KR.UTF-8)
 """
 
 
@@ -57,6 +60,12 @@ def register_summary(
     where.add_argument(
         "--config", dest="summary_config", metavar="FILE", type=Path, help="appliance config file"
     )
+    summary.add_argument(
+        "--lang",
+        dest="summary_lang",
+        choices=LANGUAGES,
+        help="language (default: the config's station.language, else the locale (LANG), else en)",
+    )
     summary.set_defaults(handler=functools.partial(_handle, config_resolver=config_resolver))
 
 
@@ -67,6 +76,7 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
     try:
         if records_dir is None and config is not None:
             records_dir = config_resolver(config)
+        lang = command_language(args.summary_lang, config)
     except LinesideError as exc:
         print(f"lineside records summary: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -75,7 +85,10 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
 
         records_dir = default_state_dir() / "records"
     return run_summary(
-        records_dir, since=args.summary_since or args.since, until=args.summary_until or args.until
+        records_dir,
+        since=args.summary_since or args.since,
+        until=args.summary_until or args.until,
+        lang=lang,
     )
 
 
@@ -87,8 +100,10 @@ def run_summary(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     now: float | None = None,
+    lang: str | None = None,
 ) -> int:
-    """The command itself: prints the sentences; errors are one line on `stderr` and exit code 2."""
+    """The command itself: prints the sentences in `lang` (None: the locale's); errors are one line on
+    `stderr` and exit code 2."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
@@ -107,5 +122,5 @@ def run_summary(
         print(f"lineside records summary: {exc}", file=err)
         return EXIT_BAD_INPUT
     for message in messages:
-        out.write(render(message) + "\n")
+        out.write(render(message, lang) + "\n")
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""One doctor check's outcome, and the report of them all as text lines or JSON."""
+"""One doctor check's outcome, and the report of them all as text lines (the status words and the closing
+line in the reader's language, edge.i18n) or JSON (codes, always English)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from edge.i18n import say
 
 
 class Status(str, enum.Enum):
@@ -24,8 +27,9 @@ class Check:
     status: Status
     message: str
 
-    def line(self) -> str:
-        return f"{self.status.value:<4} {self.name}: {self.message}"
+    def line(self, lang: str | None = "en") -> str:
+        # The check's own finding stays English for now (docs/i18n.md); its status word is translated.
+        return f"{say(f'check.{self.status.value}', lang):<4} {self.name}: {self.message}"
 
 
 def exit_code(checks: Sequence[Check]) -> int:
@@ -33,10 +37,17 @@ def exit_code(checks: Sequence[Check]) -> int:
     return 1 if any(c.status is Status.FAIL for c in checks) else 0
 
 
-def as_text(checks: Sequence[Check]) -> str:
+def as_text(checks: Sequence[Check], lang: str | None = "en") -> str:
+    """One line per check, then the counts; in `lang` (None: the locale's)."""
     counts = {s: sum(c.status is s for c in checks) for s in Status}
-    summary = ", ".join(f"{counts[s]} {s.value}" for s in Status)
-    return "\n".join([*(c.line() for c in checks), f"doctor: {summary}"]) + "\n"
+    summary = say(
+        "doctor.summary",
+        lang,
+        passed=counts[Status.PASS],
+        warned=counts[Status.WARN],
+        failed=counts[Status.FAIL],
+    )
+    return "\n".join([*(c.line(lang) for c in checks), summary]) + "\n"
 
 
 def as_json(checks: Sequence[Check]) -> str:

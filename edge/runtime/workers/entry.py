@@ -29,12 +29,13 @@ WORKER_CLASSES = {
     "fleet": "edge.runtime.workers.fleet:FleetWorker",
     "aas": "edge.runtime.workers.aas:AasWorker",
     "opcua": "edge.runtime.workers.opcua:OpcUaWorker",
+    "alarms": "edge.runtime.workers.alarms:AlarmsWorker",
 }
 
 # Observers, started only when enabled in the config: after the recorder and before the robot link (so
 # they see every final record, the shutdown's included), never part of READY, and given up (not a line
 # fault) when they keep failing. The line's verdicts never depend on them.
-OPTIONAL_WORKERS = ("status", "fleet", "aas", "opcua")
+OPTIONAL_WORKERS = ("alarms", "status", "fleet", "aas", "opcua")
 
 
 def worker_order(config: LinesideConfig) -> tuple[str, ...]:
@@ -44,6 +45,7 @@ def worker_order(config: LinesideConfig) -> tuple[str, ...]:
         "fleet": config.fleet.enabled,
         "aas": config.aas.enabled,
         "opcua": config.opcua.enabled,
+        "alarms": config.spc.enabled,
     }
     optional = tuple(name for name in OPTIONAL_WORKERS if enabled[name])
     return (WORKER_ORDER[0], *optional, *WORKER_ORDER[1:])

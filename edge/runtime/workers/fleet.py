@@ -10,7 +10,7 @@ import logging
 import time
 
 from edge.fleet.publisher import FleetPublisher
-from edge.runtime.messages import LedgerEvent
+from edge.runtime.messages import AlarmState, LedgerEvent
 from edge.runtime.transport import Receiver
 from edge.runtime.workers.base import Worker
 
@@ -28,11 +28,16 @@ class FleetWorker(Worker):
         self.inspections: Receiver[LedgerEvent] = Receiver(
             self.zmq, self.endpoints.publish, LedgerEvent, bind=False, sub=True, hwm=10000
         )
+        self.alarms: Receiver[AlarmState] = Receiver(
+            self.zmq, self.endpoints.alarms, AlarmState, bind=False, sub=True, hwm=10, conflate=True
+        )
         self.publisher = FleetPublisher(self.config.fleet, self.config.station.name)
         self.publisher.start()
+        self._alarms_sent: tuple[int, tuple[str, ...], int] | None = None
 
     def step(self) -> None:
         self._forward(POLL_MS)
+        self._forward_alarms()
         self.state = "ready" if self.publisher.connected else "degraded"
         self.detail = {"connected": self.publisher.connected, **self.publisher.counts}
 
@@ -48,6 +53,16 @@ class FleetWorker(Worker):
             got = self.inspections.recv(0)
         return received
 
+    def _forward_alarms(self) -> None:
+        """The alarm state when it changed (or was not yet handed over while the broker was away)."""
+        got = self.alarms.recv(0)
+        if got is None:
+            return
+        state = got[0]
+        key = (state.word, state.active, sum(state.raised.values()))
+        if key != self._alarms_sent and self.publisher.connected and self.publisher.publish_alarms(state):
+            self._alarms_sent = key
+
     def teardown(self) -> None:
         if not hasattr(self, "publisher"):
             return
@@ -56,3 +71,4 @@ class FleetWorker(Worker):
             pass
         self.publisher.close()
         self.inspections.close()
+        self.alarms.close()

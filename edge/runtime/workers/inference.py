@@ -19,11 +19,12 @@ from edge.judge.heatmaps import encode_heatmaps
 from edge.judge.inspector import Inspection, Inspector, Model, load_model
 from edge.modelstore.hotswap import ModelWatcher, current_model_dir
 from edge.runtime.framering import RingReader
-from edge.runtime.messages import FrameHeader, ImageNote, ModelRef, Result
+from edge.runtime.messages import FrameHeader, FrameMeasures, ImageNote, ModelRef, Result
 from edge.runtime.placement import pin_thread
 from edge.runtime.transport import Receiver, Sender
 from edge.runtime.workers.base import Worker
 from edge.sources.base import FrameError
+from edge.spc.drift import IMAGE_MEASURES, frame_measures
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,13 @@ class InferenceWorker(Worker):
         self.frames: Receiver[FrameHeader] = Receiver(self.zmq, ep.frames, FrameHeader, hwm=2)
         self.results: Sender[Result] = Sender(self.zmq, ep.results, Result, hwm=1000)
         self.images: Sender[ImageNote] = Sender(self.zmq, ep.images, ImageNote, hwm=50)
+        # Image drift (the alarms worker): each frame's measures, taken after its result left (PUB: a
+        # missing alarms worker costs nothing; the measures cost about 1 ms a frame, docs/spc.md).
+        spc = self.config.spc
+        wanted = spc.enabled and any(getattr(spc, m).enabled for m in IMAGE_MEASURES)
+        self.measures: Sender[FrameMeasures] | None = (
+            Sender(self.zmq, ep.measures, FrameMeasures, pub=True, hwm=1000) if wanted else None
+        )
         self.ring = RingReader(Path(ep.frame_dir))
         placement = self.ctx.placement
         if placement is not None:
@@ -110,11 +118,28 @@ class InferenceWorker(Worker):
         timings = {**result.timings_ms, "frame_in": (received - since) * 1000.0}
         timings["result_out"] = (time.monotonic() - since) * 1000.0
         self.results.send(result.model_copy(update={"timings_ms": timings}))
+        if image is not None and self.measures is not None:
+            self._send_measures(header, image)
         if image is not None:
             evidence = self._evidence(header, result, inspection, image.shape)
             self._keep_image(header, image, heatmaps, evidence)
         self.counts["faults" if result.error_code else "inspected"] += 1
         self.detail = {"load_error": self.load_error, **self.counts, **self.watcher.detail}
+
+    def _send_measures(self, header: FrameHeader, image: np.ndarray) -> None:
+        """The frame's brightness, contrast and sharpness to the alarms worker (image drift), only when its
+        ring slot proved unchanged; a failure costs the chart one point, never the part anything."""
+        assert self.measures is not None
+        try:
+            measures = frame_measures(image)
+        except Exception:  # a picture of the process, never a reason to stop
+            self.counts["measure_errors"] = self.counts.get("measure_errors", 0) + 1
+            log.exception("part %d: image measures not taken", header.trigger.seq)
+            return
+        if header.slot is not None and not self.ring.still_there(header.slot):
+            return
+        trigger = header.trigger
+        self.measures.send(FrameMeasures(boot_id=trigger.boot_id, seq=trigger.seq, **measures))
 
     def _evidence(
         self, header: FrameHeader, result: Result, inspection: Inspection | None, shape: tuple[int, ...]
@@ -190,7 +215,7 @@ class InferenceWorker(Worker):
     def teardown(self) -> None:
         if getattr(self, "watcher", None) is not None:
             self.watcher.close()
-        for name in ("frames", "results", "images", "ring"):
+        for name in ("frames", "results", "images", "measures", "ring"):
             sock = getattr(self, name, None)
             if sock is not None:
                 sock.close()

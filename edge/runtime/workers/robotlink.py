@@ -32,7 +32,7 @@ from edge.robotlink.events import (
 from edge.robotlink.handshake import Handshake
 from edge.robotlink.interlock import line_interlock
 from edge.robotlink.server import RobotLinkServer
-from edge.runtime.messages import Health, LedgerEvent, Message, PartArrival, Result, Trigger
+from edge.runtime.messages import AlarmState, Health, LedgerEvent, Message, PartArrival, Result, Trigger
 from edge.runtime.transport import Sender, TransportError, decode_parts
 from edge.runtime.workers.base import Worker
 
@@ -43,6 +43,9 @@ FLUSH_MS = 1000  # well inside the supervisor's stop_timeout_s
 # free_run: parts in flight at once, so that capture of the next part overlaps inference of this one
 # (pipelining). Each part keeps its own (boot_id, seq); a result applies only to its own part.
 FREE_RUN_IN_FLIGHT = 2
+# The alarms worker re-sends its state every second; a state older than this is no longer known to hold
+# (that worker stopped or was given up), so ALARM returns to 0 rather than show a stale warning.
+ALARM_STALE_S = 5.0
 
 
 class RobotLinkWorker(Worker):
@@ -63,6 +66,7 @@ class RobotLinkWorker(Worker):
         self.finalised = 0
         self.dropped = 0
         self.health: Health | None = None
+        self._alarms_at = 0.0
         self.part_done = asyncio.Event()
         self._arriving_frame: int | None = None
         ep = self.endpoints
@@ -104,22 +108,32 @@ class RobotLinkWorker(Worker):
             self.publisher.close(flush_ms=FLUSH_MS)
             self.journal.close()
 
-    def _open_inputs(self) -> tuple[zmq.asyncio.Socket, zmq.asyncio.Socket, zmq.asyncio.Socket]:
-        """Results (capture/inference), health (supervisor) and hardware-trigger arrivals (capture)."""
+    def _open_inputs(
+        self,
+    ) -> tuple[zmq.asyncio.Socket, zmq.asyncio.Socket, zmq.asyncio.Socket, zmq.asyncio.Socket]:
+        """Results (capture/inference), health (supervisor), hardware-trigger arrivals (capture) and the
+        line alarms' state (alarms worker)."""
         actx = zmq.asyncio.Context.shadow(self.zmq)
         ep = self.endpoints
         results, health, arrivals = actx.socket(zmq.PULL), actx.socket(zmq.SUB), actx.socket(zmq.PULL)
-        for sock in (results, health, arrivals):
+        alarms = actx.socket(zmq.SUB)
+        for sock in (results, health, arrivals, alarms):
             sock.setsockopt(zmq.LINGER, 0)
-        health.setsockopt(zmq.CONFLATE, 1)  # only the newest health matters
-        health.setsockopt(zmq.SUBSCRIBE, b"")
+        for sock in (health, alarms):
+            sock.setsockopt(zmq.CONFLATE, 1)  # only the newest health or alarm state matters
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
         results.bind(ep.results)
         health.connect(ep.health)
         arrivals.bind(ep.arrivals)
-        return results, health, arrivals
+        alarms.connect(ep.alarms)  # connect: the alarms worker may be off, late or restarting
+        return results, health, arrivals, alarms
 
     async def _run(
-        self, results: zmq.asyncio.Socket, health: zmq.asyncio.Socket, arrivals: zmq.asyncio.Socket
+        self,
+        results: zmq.asyncio.Socket,
+        health: zmq.asyncio.Socket,
+        arrivals: zmq.asyncio.Socket,
+        alarms: zmq.asyncio.Socket,
     ) -> None:
         stop = asyncio.Event()
         tasks = [
@@ -130,6 +144,7 @@ class RobotLinkWorker(Worker):
                 self._receive(arrivals, PartArrival, self.endpoints.arrivals, self._on_arrival)
             ),
             asyncio.create_task(self._free_run()),
+            asyncio.create_task(self._receive(alarms, AlarmState, self.endpoints.alarms, self._on_alarms)),
         ]
         if self.interlock is not None:
             tasks.append(asyncio.create_task(self.interlock.run(stop)))
@@ -164,6 +179,8 @@ class RobotLinkWorker(Worker):
     async def _supervise(self, stop: asyncio.Event) -> None:
         """Heartbeat from the loop itself; return when asked to stop or the job is done."""
         while not self.should_stop():
+            if self.handshake.alarm_word and time.monotonic() - self._alarms_at > ALARM_STALE_S:
+                self.handshake.alarm_word = 0
             self._update_state()
             self.beat()
             await asyncio.sleep(min(0.05, self._interval / 2))
@@ -301,6 +318,11 @@ class RobotLinkWorker(Worker):
         recorder = health.workers.get("recorder", "ready")
         self.handshake.records_warning = recorder not in ("ready", "done") or self.journal.failing
         self.apply(self.handshake.set_ready(health.model_ready, health.camera_ready))
+
+    def _on_alarms(self, state: AlarmState) -> None:
+        """The line alarms in force: STATUS bit ALARM_WARNING and ALARM (warnings; no verdict changes)."""
+        self.handshake.alarm_word = state.word
+        self._alarms_at = time.monotonic()
 
     def _on_arrival(self, arrival: PartArrival) -> None:
         """Hardware trigger: every frame the camera announces is registered as a part, by the same path

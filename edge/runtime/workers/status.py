@@ -10,7 +10,7 @@ import logging
 
 import zmq
 
-from edge.runtime.messages import LedgerEvent
+from edge.runtime.messages import AlarmState, LedgerEvent
 from edge.runtime.transport import Receiver
 from edge.runtime.workers.base import Worker
 from edge.status.auth import StatusGuard
@@ -37,16 +37,26 @@ class StatusWorker(Worker):
         self.reports: Receiver[SupervisionReport] = Receiver(
             self.zmq, supervision_endpoint(ep), SupervisionReport, bind=False, sub=True, hwm=10, conflate=True
         )
+        self.alarms: Receiver[AlarmState] = Receiver(
+            self.zmq, ep.alarms, AlarmState, bind=False, sub=True, hwm=10, conflate=True
+        )
         self.poller = zmq.Poller()
         self.poller.register(self.inspections.socket, zmq.POLLIN)
         self.poller.register(self.reports.socket, zmq.POLLIN)
+        self.poller.register(self.alarms.socket, zmq.POLLIN)
         quota_bytes = int(cfg.records.quota_mb * 1024 * 1024)
         self.station = StationState(cfg.station.name, cfg.status.history, quota_bytes)
         self.metrics = LineMetrics(self.station, cfg.records.dir)
         frame = LastFrame(cfg.records.dir, cfg.records.image_format)
         guard = StatusGuard.from_config(cfg.status)  # read at each start: a changed password file applies
         self.server = StatusServer(
-            cfg.status.bind, cfg.status.port, self.station, self.metrics, frame, guard=guard
+            cfg.status.bind,
+            cfg.status.port,
+            self.station,
+            self.metrics,
+            frame,
+            guard=guard,
+            language=cfg.station.language,
         )
         self.server.start()
         host, port = self.server.address
@@ -61,6 +71,10 @@ class StatusWorker(Worker):
             got = self.reports.recv(0)
             if got is not None:
                 self.station.set_supervision(got[0])
+        if self.alarms.socket in ready:
+            alarms = self.alarms.recv(0)
+            if alarms is not None:
+                self.metrics.alarms.set(alarms[0])
         if self.inspections.socket in ready:
             for _ in range(DRAIN_MAX):
                 event = self.inspections.recv(0)
@@ -74,7 +88,7 @@ class StatusWorker(Worker):
     def teardown(self) -> None:
         if hasattr(self, "server"):
             self.server.close()
-        for name in ("inspections", "reports"):
+        for name in ("inspections", "reports", "alarms"):
             receiver = getattr(self, name, None)
             if receiver is not None:
                 receiver.close()

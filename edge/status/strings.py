@@ -1,0 +1,22 @@
+"""The status page's words in the station's language: every `page.*` and `verdict.*` message of the
+catalog, served once as `/api/strings` (the page keeps English in its HTML for a browser that cannot fetch
+them). Templates keep their `{parameters}`; the page fills them in.
+"""
+
+from __future__ import annotations
+
+from edge.i18n import ENGLISH
+from edge.locale import FALLBACK, catalog, environment_language, language_from
+
+PREFIXES = ("page.", "verdict.", "fault.")
+
+
+def page_strings(language: str | None) -> dict[str, str]:
+    """Message id -> template for the page in `language` (None: the locale's), English where a
+    translation is missing; `lang` gives the language the page is in (for `<html lang>`)."""
+    lang = environment_language() if language is None else language_from(language)
+    translated = catalog(lang) if lang != FALLBACK else {}
+    words = {
+        key: translated.get(key) or english for key, english in ENGLISH.items() if key.startswith(PREFIXES)
+    }
+    return {"lang": lang, **words}
