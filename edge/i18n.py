@@ -19,6 +19,11 @@ ENGLISH: dict[str, str] = {
     "verdict.REJECT": "REJECT",
     "verdict.FAULT": "FAULT",
     "reason.accept": "ACCEPT: no defect >= threshold in ROI",
+    "reason.accept_notes": "ACCEPT: no defect >= threshold in ROI ({notes})",
+    "reason.note.below_threshold": "{n} below threshold",
+    "reason.note.too_small": "{n} too small",
+    "reason.note.outside_ROI": "{n} outside ROI",
+    "reason.note.ignored": "{n} ignored",
     "reason.detect.reject": "REJECT: {cls} {score:.2f} at {where}, >= {threshold:.2f}",
     "reason.where_px": "({x:.0f},{y:.0f}) px, {w:.0f}x{h:.0f} px",
     "reason.where_mm": "({x:.1f},{y:.1f}) mm, {w:.1f}x{h:.1f} mm",
@@ -105,7 +110,85 @@ ENGLISH: dict[str, str] = {
     "page.alarms_unknown": "not running",
     "page.alarms_learning": "learning, {n} parts to go",
     "page.alarms_none": "none",
-    # `lineside doctor`: the closing line (lineside/doctor/report.py)
+    "page.col_time": "time",
+    "page.col_chart": "chart",
+    "page.col_rule": "rule",
+    "page.col_value": "value",
+    "page.col_limits": "limits",
+    "page.col_parts": "parts",
+    # `lineside run`: the line per part and the end-of-run summary (lineside/commands/summary.py)
+    "run.part": "part {seq:>5}  {verdict:<6} {latency_ms:7.1f} ms  {origin:<16} {reason}",
+    "run.summary": (
+        "summary: parts {parts}, accepted {accepted}, rejected {rejected}, faults {faults} (late {late}), "
+        "latency p50 {p50} ms, p99 {p99} ms"
+    ),
+    "run.truth": "; against the truth of {scored} part(s): escapes {escapes}, overkill {overkill}",
+    "run.not_in_truth": " ({unknown} part(s) not in the truth)",
+    "run.named": "part {seq} {kind}",
+    "run.more": ", {more} more",
+    "run.escape": "escape",
+    "run.overkill": "overkill",
+    "run.miss.escape": "part {seq} ({image}) was an escape: a defective part accepted: {reason}",
+    "run.miss.overkill": "part {seq} ({image}) was an overkill: a good part rejected: {reason}",
+    # the status page's last frame: its banner (edge/status/frame.py)
+    "frame.banner": "{verdict}  part {part}",
+    # the status page's login form (edge/status/login.html, its `{{id}}` markers)
+    "login.title": "lineside status: log in",
+    "login.user": "user name",
+    "login.password": "password",
+    "login.submit": "log in",
+    "login.wrong": "wrong user name or password",
+    "login.token_only": "this page takes a token only",
+    # `lineside doctor`: the findings (lineside/doctor/system.py) and the closing line (report.py)
+    "doctor.demo_config": "embedded demo config",
+    "doctor.config_valid": "{origin}: valid (station '{station}', source {source}, recipes {recipes})",
+    "doctor.model_ok": "{task} {model} {version}: {path} sha256 matches its card ({sha})",
+    "doctor.calib_for": "{path}: for {width}x{height} frames",
+    "doctor.calib_scale": "{mm_per_px:.4f} mm/px",
+    "doctor.calib_thresholds": "thresholds for {model}",
+    "doctor.calib_age": "made {days:.0f} days ago",
+    "doctor.calib": "{parts}",
+    "doctor.calib_no_age": "{parts}; no valid creation time, age unknown",
+    "doctor.calib_old": "{parts}; older than {days:g} days: re-check with lineside calibrate check",
+    "doctor.camera": "{source}: a {width}x{height} frame in {ms:.0f} ms",
+    "doctor.camera_held": "{error} (a running lineside may be holding the camera)",
+    "doctor.modbus_any_port": "{where}: the OS picks a free port at start",
+    "doctor.modbus_free": "{where} is free (bindable)",
+    "doctor.modbus_lineside": "{where} is served by a running lineside (pid {pid}, {command})",
+    "doctor.modbus_taken": "{where} is in use by another program: pid {pid} ({command})",
+    "doctor.modbus_taken_unseen": "{where} is in use by another program: a process this user cannot see",
+    "doctor.modbus_low_port": (
+        "{where}: this user may not bind a port below 1024; the systemd unit needs its port502.conf drop-in "
+        "(CAP_NET_BIND_SERVICE), see docs/deployment.md"
+    ),
+    "doctor.modbus_no_bind": "{where}: cannot bind ({error})",
+    "doctor.robot_reachable": "role client: the robot's Modbus server {where} accepts connections",
+    "doctor.robot_unreachable": "role client: the robot's Modbus server {where} is unreachable now ({error})",
+    "doctor.disk": "{where}: {free:.1f} GiB free of {total:.1f} GiB (image quota {quota:.1f} GiB)",
+    "doctor.disk_under": (
+        "{where}: {free:.1f} GiB free of {total:.1f} GiB (image quota {quota:.1f} GiB); under {limit:g} GiB"
+    ),
+    "doctor.disk_quota": (
+        "{where}: {free:.1f} GiB free of {total:.1f} GiB (image quota {quota:.1f} GiB); the image quota does "
+        "not fit in the free space"
+    ),
+    "doctor.clock_insane": "the system clock says {now}: set the date",
+    "doctor.clock_unread": "{now}; cannot read the newest record: {error}",
+    "doctor.clock_no_records": "{now} (no records yet)",
+    "doctor.clock_behind": (
+        "{now} is {seconds:.0f} s behind the newest record ({newest}): fix the clock before recording"
+    ),
+    "doctor.clock": "{now}, not behind the newest record ({newest})",
+    "doctor.ntp_synced": "clock synchronised (timedatectl NTPSynchronized=yes)",
+    "doctor.ntp_not_synced": "clock not synchronised (timedatectl NTPSynchronized=no)",
+    "doctor.ntp_unknown": "cannot tell whether the clock is synchronised (no timedatectl)",
+    "doctor.ntp_kernel_not_synced": (
+        "clock not synchronised (kernel adjtimex says TIME_ERROR; timedatectl unavailable)"
+    ),
+    "doctor.ntp_kernel_synced": "clock synchronised (kernel adjtimex; timedatectl unavailable)",
+    "doctor.runtime_no_onnx": "{python}; onnxruntime cannot be imported ({error})",
+    "doctor.runtime_missing": "{head}; configured {missing} missing, will use {usable}",
+    "doctor.runtime": "{head}; configured {wanted} available",
     "doctor.summary": "doctor: {passed} PASS, {warned} WARN, {failed} FAIL",
     # a check's outcome (doctor, `lineside calibrate check`)
     "check.PASS": "PASS",
@@ -128,6 +211,34 @@ ENGLISH: dict[str, str] = {
         "the largest residuals, or --force)"
     ),
     "calib.result": "result: {status}",
+    # `lineside calibrate check`: the station check, item by item (edge/station/check.py)
+    "calib.check_head": "station check of {calibration} against {image} (taken {taken}), {frames} frame(s):",
+    "calib.taken_unknown": "unknown",
+    "check.item.focus": "focus",
+    "check.item.exposure_mean": "exposure mean",
+    "check.item.highlights_clipped": "highlights clipped",
+    "check.item.shadows_clipped": "shadows clipped",
+    "check.item.pose": "pose",
+    "check.item.pose_shift": "pose shift",
+    "check.item.pose_rotation": "pose rotation",
+    "check.item.pose_scale": "pose scale",
+    "check.item.frame_size": "frame size",
+    "check.m.focus": "{focus:.1f} = {ratio:.2f} x reference {reference:.1f}",
+    "check.l.focus": "WARN < {warn:.2f} x, FAIL < {fail:.2f} x",
+    "check.m.exposure": "{mean:.1f} grey, reference {ref:.1f} ({diff:+.1f})",
+    "check.l.exposure": "WARN +/-{warn:g}, FAIL +/-{fail:g}",
+    "check.m.clipped": "{pct:.2f} % of pixels, reference {ref:.2f} %",
+    "check.l.clipped": "WARN +{warn:g} %, FAIL +{fail:g} %",
+    "check.m.pose_lost": "only {matches} features match the reference",
+    "check.l.pose_lost": "FAIL < {min}: view moved far, blocked or changed",
+    "check.m.shift": "{shift:.1f} px (dx {dx:+.1f}, dy {dy:+.1f}; {matches} matches)",
+    "check.l.shift": "WARN {warn:g} px, FAIL {fail:g} px",
+    "check.m.rotation": "{deg:+.2f} deg",
+    "check.l.rotation": "WARN {warn:g} deg, FAIL {fail:g} deg",
+    "check.m.scale": "x {scale:.4f} ({pct:+.2f} %)",
+    "check.l.scale": "WARN {warn:g} %, FAIL {fail:g} %",
+    "check.m.size": "{width}x{height}, calibrated {cw}x{ch}",
+    "check.l.size": "must be equal",
     # `lineside records summary`: the shift in sentences (edge/records/shift.py)
     "summary.empty": "No inspection records in {where}.",
     "summary.none_in_window": "No parts were inspected between {start} and {end}.",
@@ -148,6 +259,16 @@ ENGLISH: dict[str, str] = {
         "Faults: {faults} of {parts} parts ({faults_pct:.1f}%), each rejected to the robot:"
     ),
     "summary.fault": "{cause}: {count} (error {code} {kind}).",
+    "summary.no_alarms": "No line alarm was raised.",
+    "summary.alarms_head": (
+        "Line alarms: {alarms} raised on {charts} chart(s), the first at {first}, the last at {last}:"
+    ),
+    "summary.alarm": (
+        "{chart}: {count} alarm(s) ({rules}), the first at {first}, the last at {last}; {state}."
+    ),
+    "summary.alarm_active": "still active (latched until the process returns or it is acknowledged)",
+    "summary.alarm_returned": "no longer active (the process returned)",
+    "summary.alarm_unknown": "whether it is still active cannot be told from the records",
     "trend.rising": "rising",
     "trend.falling": "falling",
     "trend.steady": "steady",
@@ -224,10 +345,9 @@ def say(message_id: str, lang: str | None = None, **params: Any) -> str:
     except KeyError:
         raise KeyError(f"no message {message_id!r} in the catalog") from None
     language = environment_language() if lang is None else language_from(lang)
-    # A parameter that is itself a message (a trend, a fault's cause) is said in the same language.
-    words = {
-        key: render(value, language) if isinstance(value, Message) else value for key, value in params.items()
-    }
+    # A parameter that is itself a message (a trend, a fault's cause) is said in the same language; a tuple
+    # of messages (an alarm's rules) is said as a list.
+    words = {key: _said(value, language) for key, value in params.items()}
     translated = catalog(language).get(message_id) if language != FALLBACK else None
     if translated:
         try:
@@ -240,3 +360,12 @@ def say(message_id: str, lang: str | None = None, **params: Any) -> str:
 def render(message: Message, lang: str | None = None) -> str:
     """One message as a line of text in `lang` (None: the locale's), indented by its level."""
     return "  " * message.indent + say(message.id, lang, **message.params)
+
+
+def _said(value: Any, language: str) -> Any:
+    """A parameter as it goes into a sentence: a message (or a tuple of them) said in `language`."""
+    if isinstance(value, Message):
+        return render(value, language)
+    if isinstance(value, tuple) and value and all(isinstance(v, Message) for v in value):
+        return ", ".join(render(v, language) for v in value)
+    return value

@@ -133,7 +133,16 @@ def test_calibration_check_says_its_result_in_the_technicians_locale(
     moved = tmp_path / "moved.png"
     cv2.imwrite(str(moved), rolled(part))
     assert run_cli("check", "--calibration", reference, "--image", moved) == 0
-    assert "결과: 주의" in capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    print(out)
+    lines = out.splitlines()
+    assert "결과: 주의" in lines
+    assert "의 기준 영상 " in lines[0] and "스테이션 점검, 영상 1장:" in lines[0]
+    # Item by item: the status word, the item's name, its measurement and limits, in Korean.
+    shift = next(line for line in lines if "위치 이동" in line)
+    assert shift.lstrip().startswith("주의") and "일치 " in shift and "(주의 " in shift and "실패 " in shift
+    assert any(line.lstrip().startswith("통과") and "초점" in line and "기준" in line for line in lines)
+    assert not re.search("[A-Za-z]{4,}", " ".join(lines[1:]).replace(str(moved), ""))  # no English words left
 
 
 def test_the_config_names_the_language_and_refuses_one_without_a_catalog(tmp_path: Path) -> None:
@@ -165,3 +174,131 @@ def test_a_fault_and_a_map_stage_reject_re_render_from_their_codes_in_both_langu
     assert render(said, "en") == "REJECT: anomaly score 3.50 >= 2.00 (anomaly)"
     assert render(said, "ko") == "불량: 이상 점수 3.50, 임계값 2.00 이상 (anomaly)"
     assert reason_message({"verdict": "REJECT", "rule": {"code": "something.new"}}) is None  # English stays
+
+
+def test_the_status_page_gets_the_alarms_panel_words_and_chart_names_in_korean() -> None:
+    from edge.status.strings import page_strings
+
+    page = (ROOT / "edge" / "status" / "page.html").read_text(encoding="utf-8")
+    for column in ("time", "chart", "rule", "value", "limits", "parts"):
+        assert f'data-i18n="page.col_{column}"' in page, column
+    korean = page_strings("ko")
+    assert korean["page.col_chart"] == "관리도" and korean["page.col_limits"] == "관리 한계"
+    assert korean["spc.chart.reject_rate"] == "불량률" and korean["spc.chart.class_rate"] == "{name} 비율"
+    assert korean["spc.rule.beyond_3sigma"] == "한 점이 3 시그마 밖 ({side})"
+    assert korean["spc.side.above"] == "위"
+    assert page_strings("en")["spc.chart.reject_rate"] == "reject rate"
+
+
+def test_the_login_form_is_said_in_the_stations_language_and_keeps_no_marker() -> None:
+    from edge.status.server import login_html
+
+    korean = login_html("login.wrong", "ko").decode("utf-8")
+    assert '<html lang="ko">' in korean and ">로그인</button>" in korean and "{{" not in korean
+    assert "사용자 이름 또는 비밀번호가 틀렸습니다" in korean
+    english = login_html(None, "en").decode("utf-8")
+    assert ">log in</button>" in english and ">user name</label>" in english and "{{" not in english
+    assert not HANGUL.search(english)
+
+
+def test_doctor_says_its_findings_in_korean_and_keeps_them_english_in_json(tmp_path: Path) -> None:
+    import time
+
+    from edge.station.config import load_config
+    from lineside.doctor.report import as_json
+    from lineside.doctor.system import check_clock, check_disk, check_modbus
+    from tests.line import make_station
+
+    config = load_config(make_station(tmp_path, "g")[0])
+    disk = check_disk(config, warn_gb=1e9, fail_gb=0.0)  # more than any disk: a WARN with its limit
+    clock = check_clock(config, time.time())  # no records yet
+    modbus, running = check_modbus(config.robot_link)
+    korean = [check.line("ko") for check in (disk, clock, modbus)]
+    print("\n".join(korean))
+    assert korean[0].startswith(f"주의   disk: {config.records.dir}: 전체 ")
+    assert korean[0].endswith("1e+09 GiB 미만")
+    assert korean[1].startswith("통과   clock: ") and korean[1].endswith(" (아직 기록 없음)")
+    assert not running and korean[2].startswith("통과   modbus: ") and "사용 가능" in korean[2]
+    # English is the sentence it always was, on the text report and in JSON.
+    assert disk.line("en").endswith("; under 1e+09 GiB") and clock.line("en").endswith(" (no records yet)")
+    assert modbus.line("en").endswith(" is free (bindable)")
+    assert not HANGUL.search(as_json([disk, clock, modbus]))
+
+
+def test_hangul_on_a_picture_is_drawn_as_letters_not_boxes() -> None:
+    from edge.records.picture_text import cjk_font, draw_lines
+
+    font = cjk_font()
+    dejavu = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Latin only
+    if font is None or not dejavu.is_file():
+        pytest.skip("SKIPPED: needs Debian fonts-noto-cjk and fonts-dejavu-core")
+
+    def drawn(text: str, with_font: Path) -> np.ndarray:
+        blank = np.zeros((40, 200, 3), np.uint8)
+        white = [(255, 255, 255)]
+        picture = draw_lines(blank, [text], origin=(4, 4), line_px=20, inks=white, font_path=with_font)
+        assert picture.shape == blank.shape and picture.any()  # something was drawn
+        return picture
+
+    # Without Hangul in the font, two different words are the same boxes (what this check must rule out).
+    assert np.array_equal(drawn("양품", dejavu), drawn("불량", dejavu))
+    assert not np.array_equal(drawn("양품", font), drawn("불량", font))
+    assert not np.array_equal(drawn("양품", font), drawn("양품", dejavu))
+
+
+def test_the_status_pages_last_frame_says_its_verdict_in_korean_as_letters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import edge.status.frame
+    from edge.judge.inspection import Verdict
+    from edge.records.picture_text import cjk_font
+    from edge.status.frame import annotate
+    from tests.test_status_state import _event
+
+    dejavu = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Latin only
+    if cjk_font() is None or not dejavu.is_file():
+        pytest.skip("SKIPPED: needs Debian fonts-noto-cjk and fonts-dejavu-core")
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    event = _event(3, Verdict.REJECT)
+    english, korean = annotate(frame, event, "en"), annotate(frame, event, "ko")
+    assert english.shape == korean.shape and np.count_nonzero(english != korean) > 200
+    monkeypatch.setattr(edge.status.frame, "cjk_font", lambda: dejavu)  # the same words, drawn as boxes
+    tofu = annotate(frame, event, "ko")
+    assert np.count_nonzero(tofu != korean) > 200
+
+
+def test_doctor_says_the_config_model_and_calibration_findings_in_korean(tmp_path: Path) -> None:
+    from edge.station.config import load_config
+    from lineside.doctor.station import check_calibrations, check_config, check_models
+    from tests.line import make_station
+
+    path, _ = make_station(tmp_path, "g")
+    config_check, config = check_config(path)
+    assert config is not None
+    models = check_models(config)
+    print(config_check.line("ko"), *(m.line("ko") for m in models), sep="\n")
+    assert config_check.line("ko").startswith(f"통과   config: {path}: 유효함 (스테이션 '")
+    assert config_check.line("en").startswith(f"PASS config: {path}: valid (station '")
+    assert models and all("sha256이 모델 카드와 일치" in m.line("ko") for m in models)
+    assert all("sha256 matches its card" in m.message for m in models)  # English kept for --json
+    assert check_calibrations(load_config(path), None, 180.0, 0.0) == []  # no calibration file: no line
+
+
+def test_lineside_doctor_in_korean_says_every_finding_in_korean(tmp_path: Path) -> None:
+    from tests.line import lineside
+    from tests.test_doctor import SMALL_DISK, calibrated_station
+
+    config, _ = calibrated_station(tmp_path, age_days=400)
+    done = lineside("doctor", str(config), "--lang", "ko", "--calibration-max-age-days", "365", *SMALL_DISK)
+    print(done.stdout)
+    lines = done.stdout.splitlines()
+    calibration = next(line for line in lines if "calibration[recipe 1]" in line)
+    assert calibration.startswith("주의") and "교정 파일 " in calibration and "400일 전에 만듦" in calibration
+    assert calibration.endswith("365일이 지남: lineside calibrate check로 다시 점검하십시오")
+    camera = next(line for line in lines if " camera: " in line)
+    assert camera.startswith("통과") and "영상 한 장을" in camera
+    assert lines[-1].startswith("점검 결과: 통과 ")
+    # Every finding of this station is said in Korean: no English sentence is left in the report.
+    left = ("valid (", "matches its card", "days ago", "is free", "GiB free", "synchronised", "frame in")
+    for english in left:
+        assert english not in done.stdout, english

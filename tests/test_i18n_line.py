@@ -82,6 +82,33 @@ def test_records_made_in_either_language_read_in_both(tmp_path: Path, made_in: s
     # The verdict is the record's, whatever the language.
     assert f"  {reject['verdict']}" in shown["en"].stdout.splitlines()[0]
     assert "  불량" in shown["ko"].stdout.splitlines()[0]
+    _the_korean_evidence_picture_has_hangul(records, key, tmp_path)
+
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Latin letters only: Hangul as boxes
+
+
+def _the_korean_evidence_picture_has_hangul(records: Path, key: str, tmp_path: Path) -> None:
+    """The picture `records show --lang ko` wrote is Korean (not the English one, not boxes for letters)."""
+    import cv2
+
+    from edge.records.evidence import evidence_png, read_record
+    from edge.records.picture_text import cjk_font
+
+    korean = cv2.imread(str(tmp_path / "evidence-ko.png"))
+    english = cv2.imread(str(tmp_path / "evidence-en.png"))
+    assert korean is not None and english is not None
+    if cjk_font() is None:  # no font with Hangul: the picture is the English one, and the command said so
+        assert np.array_equal(korean, english)
+        return
+    assert korean.shape != english.shape or np.any(korean != english)
+    if not DEJAVU.is_file():
+        pytest.skip("SKIPPED: needs Debian fonts-dejavu-core (a font without Hangul) for the tofu check")
+    record = read_record(records, key)
+    tofu = cv2.imdecode(np.frombuffer(evidence_png(records, record, "ko", font=DEJAVU), np.uint8), 1)
+    assert tofu is not None
+    # The same Korean lines drawn with a font that lacks Hangul are another picture: the real one has letters.
+    assert tofu.shape != korean.shape or int(np.count_nonzero(tofu != korean)) > 500
 
 
 def _cjk_fonts() -> list[Path]:
@@ -120,9 +147,10 @@ def test_the_status_page_in_korean_in_a_real_browser(tmp_path: Path, korean_brow
         _wait(lambda: driver.find_element(By.ID, "line-state").text == "준비 완료", 10, "the line READY")
         body = driver.find_element(By.TAG_NAME, "body").text
         assert driver.execute_script("return document.documentElement.lang") == "ko"
-        for words in ("이번 근무조", "양품", "불량", "수율", "결함 종류별 불량", "판정", "작업 프로세스"):
+        words_seen = ("이번 근무조", "양품", "불량", "수율", "결함 종류별 불량", "판정", "작업 프로세스")
+        for words in (*words_seen, "라인 경보", "관리도", "관리 한계"):  # the alarms panel and its headers
             assert words in body, words
-        assert "This shift" not in body and "Rejects by class" not in body
+        assert "This shift" not in body and "Rejects by class" not in body and "limits" not in body
         # The verdict and its reason, in Korean: re-rendered from the record's codes, not the line's English.
         _wait(lambda: "불량: scratch" in driver.find_element(By.ID, "stream").text, 10, "a Korean reason")
         _wait(lambda: "양품: 검사 영역에" in driver.find_element(By.ID, "stream").text, 10, "a Korean accept")
@@ -135,3 +163,95 @@ def test_the_status_page_in_korean_in_a_real_browser(tmp_path: Path, korean_brow
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(shot, ARTIFACTS / shot.name)
     print(f"Korean status page screenshot: {ARTIFACTS / shot.name}")
+
+
+SUBGROUP, BASELINE = 10, 5
+SMALL_SPC = {"pchart": {"subgroup": SUBGROUP, "baseline_subgroups": BASELINE}}
+STEADY = "ggggdggggg" * BASELINE  # 1 defective in 10: the centre 0.1 (as tests/test_spc_line.py)
+RISE = "ddgddddgdd" * 2  # then 8 in 10: the reject rate and scratch's rate alarm on the first subgroup
+
+
+@pytest.mark.parametrize("returned", [False, True], ids=["still-active", "returned"])
+def test_records_summary_says_the_alarms_of_a_real_run_in_both_languages(
+    tmp_path: Path, returned: bool
+) -> None:
+    from datetime import datetime
+
+    from edge.records.alarms import recorded_alarms
+
+    # Back to 1 in 10 after the rise: 3 calm subgroups in a row release the latch.
+    parts = STEADY + RISE + ("ggggdggggg" * 4 if returned else "")
+    config, _ = make_station(tmp_path, parts, takt_ms=20, loop=False, extra={"spc": SMALL_SPC})
+    run = lineside("run", str(config), "--max-parts", str(len(parts)), timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stored = recorded_alarms(tmp_path / "records")
+    assert [(a.alarm["chart"], a.alarm["rule"]) for a in stored] == [
+        ("reject_rate", "beyond_3sigma"),
+        ("class_rate:scratch", "beyond_3sigma"),
+    ]
+    t1, t2 = (datetime.fromtimestamp(a.raised_at).strftime("%Y-%m-%d %H:%M:%S") for a in stored)
+    said = {
+        lang: lineside("records", "summary", "--config", str(config), "--lang", lang) for lang in ("en", "ko")
+    }
+    assert all(s.returncode == 0 for s in said.values()), [s.stderr for s in said.values()]
+    print(said["en"].stdout, said["ko"].stdout, sep="\n")
+    en_state = (
+        "no longer active (the process returned)"
+        if returned
+        else "still active (latched until the process returns or it is acknowledged)"
+    )
+    ko_state = (
+        "경보 해제됨 (공정이 돌아옴)" if returned else "아직 경보 중 (공정이 돌아오거나 확인될 때까지 유지됨)"
+    )
+    assert said["en"].stdout.splitlines()[-3:] == [
+        f"Line alarms: 2 raised on 2 chart(s), the first at {t1}, the last at {t2}:",
+        f"  reject rate: 1 alarm(s) (a point beyond 3 sigma (above)), the first at {t1}, the last at {t1}; "
+        f"{en_state}.",
+        f"  rate of scratch: 1 alarm(s) (a point beyond 3 sigma (above)), the first at {t2}, "
+        f"the last at {t2}; {en_state}.",
+    ]
+    assert said["ko"].stdout.splitlines()[-3:] == [
+        f"라인 경보: 관리도 2개에서 2건 발생, 첫 경보 {t1}, 마지막 경보 {t2}:",
+        f"  불량률: 경보 1건 (한 점이 3 시그마 밖 (위)), 첫 경보 {t1}, 마지막 경보 {t1}; {ko_state}.",
+        f"  scratch 비율: 경보 1건 (한 점이 3 시그마 밖 (위)), 첫 경보 {t2}, 마지막 경보 {t2}; {ko_state}.",
+    ]
+
+
+def test_lineside_run_says_its_part_lines_and_summary_in_the_stations_language(tmp_path: Path) -> None:
+    lines = {}
+    for lang in ("en", "ko"):
+        config, _ = make_station(tmp_path / lang, "gd", takt_ms=20, extra={"station": {"language": lang}})
+        run = lineside("run", str(config), "--max-parts", "4", timeout=240)
+        assert run.returncode == 0, run.stderr[-3000:]
+        lines[lang] = run.stdout.splitlines()
+    print("\n".join(lines["ko"]))
+    en_parts = [line for line in lines["en"] if line.startswith("part ")]
+    ko_parts = [line for line in lines["ko"] if line.startswith("부품 ")]
+    assert len(en_parts) == len(ko_parts) == 4
+    assert "ACCEPT" in en_parts[0] and "ACCEPT: no defect >= threshold in ROI" in en_parts[0]
+    assert "REJECT: scratch" in en_parts[1] and ">= 0.50" in en_parts[1]
+    # Korean: the verdict and the reason from the catalog, the numbers the same as the English line's.
+    assert ko_parts[0].endswith("양품: 검사 영역에 임계값 이상의 결함 없음 (임계값 미만 1개)")
+    assert "불량" in ko_parts[1] and "불량: scratch 0.76, 위치 (80,60) px, 크기 25x25 px" in ko_parts[1]
+    assert ko_parts[1].endswith("임계값 0.50 이상")
+    assert not any(HANGUL.search(line) for line in lines["en"])
+    assert [x for x in lines["en"] if x.startswith("summary: parts 4, accepted 2, rejected 2, faults 0")]
+    assert [x for x in lines["ko"] if x.startswith("요약: 부품 4개, 양품 2개, 불량 2개, 고장 0개")]
+
+
+def test_the_login_page_in_korean_to_a_plain_http_client(tmp_path: Path) -> None:
+    from tests.test_status_auth import HOST, PASSWORD, USER, _login, _request, _secured_station
+
+    port = free_port()
+    with running_line(_secured_station(tmp_path / "secured", port, "ko"), "--max-parts", "600") as line:
+        line.wait_for(lambda: any("status page at" in text for text in line.stderr), 30, "the status page")
+        status, _, body = _request(port, "/", {"Accept": "text/html"})
+        page = body.decode("utf-8")
+        assert status == 401 and 'id="login"' in page and '<html lang="ko">' in page
+        title = "<title>lineside 상태: 로그인</title>"
+        for words in (title, ">사용자 이름</label>", ">비밀번호</label>", ">로그인</button>"):
+            assert words in page, words
+        assert "user name" not in page and "{{" not in page
+        status, _, body = _login(port, USER, PASSWORD + "!")
+        assert status == 401 and "사용자 이름 또는 비밀번호가 틀렸습니다" in body.decode("utf-8")
+        assert _login(port, USER, PASSWORD)[0] == 303, HOST  # the login itself is the same in any language

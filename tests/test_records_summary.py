@@ -75,6 +75,7 @@ def test_summary_of_a_real_run_says_yield_causes_trends_and_faults_in_exact_word
         "(10.0%).",
         "Faults: 2 of 40 parts (5.0%), each rejected to the robot:",
         "  Corrupt or unreadable frame: 2 (error 2 frame).",
+        "No line alarm was raised.",
     ]
 
     # A window after the last part holds none: one line saying so.
@@ -147,7 +148,8 @@ def test_every_fault_kind_and_every_summary_message_has_words() -> None:
         if code is not ErrorCode.NONE:
             assert f"fault.{code.kind}" in ENGLISH, code
     root = Path(__file__).resolve().parents[1]
-    speakers = ("edge/records/shift.py", "lineside/commands/records_summary.py")
+    speakers: tuple[str, ...] = ("edge/records/shift.py", "edge/records/shift_alarms.py")
+    speakers += ("lineside/commands/records_summary.py",)
     source = "".join((root / path).read_text() for path in speakers)
     for message_id in {m for m in ENGLISH if m.startswith(("summary.", "trend.", "cause.", "time."))}:
         assert f'"{message_id}"' in source, f"{message_id} is in the catalog but never said"

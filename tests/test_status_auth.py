@@ -28,7 +28,7 @@ ROUTES: tuple[str, ...] = ("/", "/index.html", "/api/status", "/api/frame.jpg", 
 ROUTES += ("/no-such-page", *(f"{prefix}2" for prefix in EVIDENCE_ROUTES))
 
 
-def _secured_station(root: Path, port: int) -> Path:
+def _secured_station(root: Path, port: int, language: str | None = None) -> Path:
     root.mkdir(parents=True)
     add_user(root / "status-users", USER, PASSWORD)
     (root / "status-token").write_text(TOKEN + "\n", encoding="utf-8")
@@ -39,7 +39,10 @@ def _secured_station(root: Path, port: int) -> Path:
         "users_file": "status-users",  # relative to the config file, like every path there
         "token_file": "status-token",
     }
-    config, _ = make_station(root / "station", "gd", takt_ms=100, extra={"status": status})
+    extra: dict[str, object] = {"status": status}
+    if language is not None:
+        extra["station"] = {"language": language}
+    config, _ = make_station(root / "station", "gd", takt_ms=100, extra=extra)
     for name in ("status-users", "status-token"):
         (root / name).rename(root / "station" / name)
     return config

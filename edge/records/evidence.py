@@ -2,8 +2,9 @@
 map drawn, the rule and margin written under them).
 
 The lines come from edge/records/explain.py (English or Korean, from the record's language-neutral codes
-and numbers); the picture is written in English (OpenCV's stroke font is ASCII only). Read only: used by
-`lineside records show` and the status page.
+and numbers). English is written with OpenCV's stroke font (ASCII only); Korean with Pillow and a CJK font
+(edge/records/picture_text.py), or in English where none is installed. Read only: used by `lineside
+records show` and the status page.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import LinesideError
+from edge.locale import FALLBACK, environment_language, language_from
 from edge.records.crops import evidence_crops
 from edge.records.explain import evidence_lines, finding_text
 from edge.records.images import crop_files, heat_files
 from edge.records.marks import resolve_key
 from edge.records.model import InspectionRecord
+from edge.records.picture_text import cjk_font, draw_lines, wrap
 from edge.records.schema import DB_FILE, open_reader, row_to_record, select_record
 
-__all__ = ["evidence_lines", "evidence_png", "finding_text", "read_record"]
+__all__ = ["evidence_lines", "evidence_png", "finding_text", "picture_language", "read_record"]
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX  # OpenCV's own stroke font: nothing downloaded, ASCII only
 TEXT_SCALE = 0.5
@@ -76,13 +79,29 @@ def _wrap(line: str, width_px: int) -> list[str]:
     return textwrap.wrap(text, max(20, width_px // CHAR_PX), subsequent_indent="    ") or [""]
 
 
-def evidence_png(records_dir: Path, record: InspectionRecord) -> bytes:
-    """The evidence picture: the crops side by side, the verdict, rule and margin written under them."""
+def picture_language(lang: str | None) -> str:
+    """The language an evidence picture asked in `lang` (None: the locale's) is written in: English when
+    its letters need a font this system does not have."""
+    language = environment_language() if lang is None else language_from(lang)
+    return language if language == FALLBACK or cjk_font() is not None else FALLBACK
+
+
+def evidence_png(
+    records_dir: Path, record: InspectionRecord, lang: str | None = "en", font: Path | None = None
+) -> bytes:
+    """The evidence picture: the crops side by side, the verdict, rule and margin written under them, in
+    `picture_language(lang)`; `font` (a tests' seam) replaces the CJK font found on the system."""
     crops = _stored_crops(records_dir, record)
     gap = 8
     crops_width = sum(c.shape[1] for c in crops) + gap * (len(crops) + 1)
     width = max(MIN_WIDTH, crops_width)
-    lines = [piece for line in evidence_lines(record) for piece in _wrap(line, width - 2 * gap)]
+    language = picture_language(lang)
+    font = (font or cjk_font()) if language != FALLBACK else None
+    if font is not None:
+        said = evidence_lines(record, language)
+        lines = [piece for line in said for piece in wrap(line, width - 2 * gap, font)]
+    else:
+        lines = [piece for line in evidence_lines(record) for piece in _wrap(line, width - 2 * gap)]
     crops_height = max((c.shape[0] for c in crops), default=0)
     top = crops_height + 2 * gap if crops else gap
     canvas = np.full((top + LINE_PX * len(lines) + gap, width, 3), 32, np.uint8)
@@ -91,6 +110,10 @@ def evidence_png(records_dir: Path, record: InspectionRecord) -> bytes:
         canvas[gap : gap + crop.shape[0], x : x + crop.shape[1]] = crop
         x += crop.shape[1] + gap
     colour = VERDICT_COLOURS.get(record.verdict.value, (240, 240, 240))
+    if font is not None:
+        inks = (colour, (235, 235, 235))
+        canvas = draw_lines(canvas, lines, origin=(gap, top + 2), line_px=LINE_PX, inks=inks, font_path=font)
+        lines = []
     for row, line in enumerate(lines):
         y = top + LINE_PX * (row + 1) - 6
         ink = colour if row == 0 else (235, 235, 235)

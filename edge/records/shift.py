@@ -4,8 +4,8 @@ messages (`edge.i18n`); `lineside records summary` prints them.
 
 A trend compares the first and the last half of the parts (by count, so a pause does not tilt it): it is
 rising or falling when the two rates differ by at least twice their standard error (a two-proportion z
-test), else steady, so that a few parts' noise is never called a trend. Line alarms are not recorded yet,
-so there is nothing to say about them here.
+test), else steady, so that a few parts' noise is never called a trend. The line alarms' sentences are
+edge/records/shift_alarms.py's.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import LinesideError
+from edge.i18n import ENGLISH, Message, render, say
 from edge.station.calibfile import CameraFrame, load_calibration
 from edge.station.calibsections import CheckLimits, ExposureStats, ReferenceSection
 
@@ -53,10 +54,23 @@ class CheckItem:
     measured: str
     limits: str
     frame: str = ""
+    # `measured` and `limits` as catalog messages (docs/i18n.md): what `line` says in another language.
+    said: tuple[Message, Message] | None = field(default=None, compare=False)
 
-    def line(self) -> str:
+    @classmethod
+    def of(cls, name: str, status: Status, value: float, measured: Message, limits: Message) -> CheckItem:
+        """An item whose measurement and limits are said from the catalog (English kept as before)."""
+        return cls(name, status, value, render(measured, "en"), render(limits, "en"), said=(measured, limits))
+
+    def line(self, lang: str | None = "en") -> str:
+        """The item in `lang` (None: the locale's): status, name, measurement, limits, frame."""
         where = f"  [{self.frame}]" if self.frame else ""
-        return f"{self.status.value:<4}  {self.name:<18} {self.measured:<44} ({self.limits}){where}"
+        measured, limits = self.measured, self.limits
+        if self.said is not None:
+            measured, limits = (render(message, lang) for message in self.said)
+        name_id = "check.item." + self.name.replace(" ", "_")
+        name = say(name_id, lang) if name_id in ENGLISH else self.name
+        return f"{say(f'check.{self.status.value}', lang):<4}  {name:<18} {measured:<44} ({limits}){where}"
 
 
 @dataclass(frozen=True)
@@ -79,8 +93,8 @@ class CheckReport:
                 return item
         raise KeyError(f"no check item {name!r} (have {[i.name for i in self.items]})")
 
-    def lines(self) -> list[str]:
-        return [item.line() for item in self.items]
+    def lines(self, lang: str | None = "en") -> list[str]:
+        return [item.line(lang) for item in self.items]
 
 
 @dataclass(frozen=True)
@@ -195,9 +209,10 @@ class StationReference:
         grey = to_grey(frame, origin or "frame")
         height, width = grey.shape
         if (width, height) != (self.camera.width, self.camera.height):
-            size = f"{width}x{height}, calibrated {self.camera.width}x{self.camera.height}"
-            item = CheckItem("frame size", Status.FAIL, 0.0, size, "must be equal", origin)
-            return CheckReport((item,))
+            sizes = {"width": width, "height": height, "cw": self.camera.width, "ch": self.camera.height}
+            size = Message("check.m.size", sizes)
+            item = CheckItem.of("frame size", Status.FAIL, 0.0, size, Message("check.l.size"))
+            return CheckReport((replace(item, frame=origin),))
         items = [_focus_item(focus_score(grey), self.section.focus, limits)]
         items += _exposure_items(exposure_stats(grey), self.section.exposure, limits)
         items += _pose_items(self.pose(grey), limits)
@@ -225,25 +240,26 @@ def _focus_item(focus: float, reference: float, limits: CheckLimits) -> CheckIte
         status = Status.FAIL
     else:
         status = Status.WARN if ratio < limits.focus_warn_ratio else Status.PASS
-    return CheckItem(
+    return CheckItem.of(
         "focus",
         status,
         ratio,
-        f"{focus:.1f} = {ratio:.2f} x reference {reference:.1f}",
-        f"WARN < {limits.focus_warn_ratio:.2f} x, FAIL < {limits.focus_fail_ratio:.2f} x",
+        Message("check.m.focus", {"focus": focus, "ratio": ratio, "reference": reference}),
+        Message("check.l.focus", {"warn": limits.focus_warn_ratio, "fail": limits.focus_fail_ratio}),
     )
 
 
 def _exposure_items(now: ExposureStats, ref: ExposureStats, limits: CheckLimits) -> list[CheckItem]:
     moved = abs(now.mean - ref.mean)
-    clip_limits = f"WARN +{limits.clipped_warn_pct:g} %, FAIL +{limits.clipped_fail_pct:g} %"
+    clipped = {"warn": limits.clipped_warn_pct, "fail": limits.clipped_fail_pct}
+    clip_limits = Message("check.l.clipped", clipped)
     items = [
-        CheckItem(
+        CheckItem.of(
             "exposure mean",
             _graded(moved, limits.mean_warn, limits.mean_fail),
             moved,
-            f"{now.mean:.1f} grey, reference {ref.mean:.1f} ({now.mean - ref.mean:+.1f})",
-            f"WARN +/-{limits.mean_warn:g}, FAIL +/-{limits.mean_fail:g}",
+            Message("check.m.exposure", {"mean": now.mean, "ref": ref.mean, "diff": now.mean - ref.mean}),
+            Message("check.l.exposure", {"warn": limits.mean_warn, "fail": limits.mean_fail}),
         )
     ]
     for name, pct, ref_pct in (
@@ -252,11 +268,11 @@ def _exposure_items(now: ExposureStats, ref: ExposureStats, limits: CheckLimits)
     ):
         grown = max(0.0, pct - ref_pct)
         items.append(
-            CheckItem(
+            CheckItem.of(
                 f"{name} clipped",
                 _graded(grown, limits.clipped_warn_pct, limits.clipped_fail_pct),
                 grown,
-                f"{pct:.2f} % of pixels, reference {ref_pct:.2f} %",
+                Message("check.m.clipped", {"pct": pct, "ref": ref_pct}),
                 clip_limits,
             )
         )
@@ -266,36 +282,37 @@ def _exposure_items(now: ExposureStats, ref: ExposureStats, limits: CheckLimits)
 def _pose_items(pose: Pose, limits: CheckLimits) -> list[CheckItem]:
     if pose.matches < limits.min_matches:
         return [
-            CheckItem(
+            CheckItem.of(
                 "pose",
                 Status.FAIL,
                 float(pose.matches),
-                f"only {pose.matches} features match the reference",
-                f"FAIL < {limits.min_matches}: view moved far, blocked or changed",
+                Message("check.m.pose_lost", {"matches": pose.matches}),
+                Message("check.l.pose_lost", {"min": limits.min_matches}),
             )
         ]
     zoom_pct = abs(pose.scale - 1.0) * 100.0
+    n = pose.matches
     rotation = abs(pose.rotation_deg)
     return [
-        CheckItem(
+        CheckItem.of(
             "pose shift",
             _graded(pose.shift_px, limits.shift_warn_px, limits.shift_fail_px),
             pose.shift_px,
-            f"{pose.shift_px:.1f} px (dx {pose.dx:+.1f}, dy {pose.dy:+.1f}; {pose.matches} matches)",
-            f"WARN {limits.shift_warn_px:g} px, FAIL {limits.shift_fail_px:g} px",
+            Message("check.m.shift", {"shift": pose.shift_px, "dx": pose.dx, "dy": pose.dy, "matches": n}),
+            Message("check.l.shift", {"warn": limits.shift_warn_px, "fail": limits.shift_fail_px}),
         ),
-        CheckItem(
+        CheckItem.of(
             "pose rotation",
             _graded(rotation, limits.rotation_warn_deg, limits.rotation_fail_deg),
             rotation,
-            f"{pose.rotation_deg:+.2f} deg",
-            f"WARN {limits.rotation_warn_deg:g} deg, FAIL {limits.rotation_fail_deg:g} deg",
+            Message("check.m.rotation", {"deg": pose.rotation_deg}),
+            Message("check.l.rotation", {"warn": limits.rotation_warn_deg, "fail": limits.rotation_fail_deg}),
         ),
-        CheckItem(
+        CheckItem.of(
             "pose scale",
             _graded(zoom_pct, limits.scale_warn_pct, limits.scale_fail_pct),
             zoom_pct,
-            f"x {pose.scale:.4f} ({(pose.scale - 1.0) * 100.0:+.2f} %)",
-            f"WARN {limits.scale_warn_pct:g} %, FAIL {limits.scale_fail_pct:g} %",
+            Message("check.m.scale", {"scale": pose.scale, "pct": (pose.scale - 1.0) * 100.0}),
+            Message("check.l.scale", {"warn": limits.scale_warn_pct, "fail": limits.scale_fail_pct}),
         ),
     ]

@@ -43,7 +43,7 @@ def evidence_response(records_dir: Path, path: str, lang: str | None = "en") -> 
     try:
         record = read_record(records_dir, key)
         if as_png:
-            return HTTPStatus.OK, "image/png", evidence_png(records_dir, record)
+            return HTTPStatus.OK, "image/png", evidence_png(records_dir, record, lang)
     except (
         LinesideError,
         sqlite3.Error,

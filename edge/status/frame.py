@@ -1,5 +1,6 @@
 """The page's "last frame": the newest image the recorder kept, with the stages' heat maps under and the
-result's detections and each stage's verdict drawn on it.
+result's detections and each stage's verdict drawn on it, the verdict words in the station's language
+(Korean through Pillow and a CJK font, edge/records/picture_text.py; English where none is installed).
 
 Read from the records folder (never from the live pipeline), so the page costs inference nothing.
 """
@@ -13,9 +14,13 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
+from edge.i18n import say
 from edge.judge.heatmaps import overlay_all
 from edge.judge.inspection import Verdict
+from edge.locale import FALLBACK
+from edge.records.evidence import picture_language
 from edge.records.images import heat_files
+from edge.records.picture_text import cjk_font, draw_lines
 from edge.records.schema import IMAGES_DIR
 from edge.runtime.messages import LedgerEvent
 
@@ -32,8 +37,9 @@ def kept_image_path(event: LedgerEvent, image_format: str) -> PurePosixPath:
     )
 
 
-def annotate(image: np.ndarray, event: LedgerEvent) -> np.ndarray:
-    """A copy of `image` (enlarged if small) with each detection's box, class and confidence drawn."""
+def annotate(image: np.ndarray, event: LedgerEvent, lang: str | None = "en") -> np.ndarray:
+    """A copy of `image` (enlarged if small) with each detection's box, class and confidence drawn, the
+    verdict and the stages' lines in `lang` (None: the locale's) where a font can write it."""
     scale = max(1.0, MIN_WIDTH / max(1, image.shape[1]))
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -51,13 +57,21 @@ def annotate(image: np.ndarray, event: LedgerEvent) -> np.ndarray:
         cv2.putText(
             canvas, label, (x1, max(14, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA
         )
-    banner = f"{verdict.value}  part {event.trigger.part_id or event.trigger.seq}"
-    cv2.putText(canvas, banner, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
+    language = picture_language(lang)
+    part = event.trigger.part_id or event.trigger.seq
+    banner = say("frame.banner", language, verdict=say(f"verdict.{verdict.value}", language), part=part)
     stages = event.result.stages if event.result is not None else ()
-    for row, stage in enumerate(
-        stages if len(stages) > 1 or any(s.get("kind") != "detect" for s in stages) else ()
-    ):
-        text = _stage_line(stage)
+    shown = stages if len(stages) > 1 or any(s.get("kind") != "detect" for s in stages) else ()
+    font = cjk_font() if language != FALLBACK else None
+    if font is not None:
+        texts = [banner, *(_stage_line(stage, language) for stage in shown)]
+        inks = [colour, (240, 240, 240)]
+        dark = (20, 20, 20)
+        drawn = np.asarray(canvas, np.uint8)
+        return draw_lines(drawn, texts, origin=(8, 6), line_px=22, inks=inks, font_path=font, outline=dark)
+    cv2.putText(canvas, banner, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
+    for row, stage in enumerate(shown):
+        text = _stage_line(stage, language)
         y = 44 + 20 * row
         (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         cv2.rectangle(canvas, (6, y - height - 4), (10 + width, y + 5), (20, 20, 20), cv2.FILLED)
@@ -65,13 +79,15 @@ def annotate(image: np.ndarray, event: LedgerEvent) -> np.ndarray:
     return canvas
 
 
-def _stage_line(stage: dict[str, object]) -> str:
+def _stage_line(stage: dict[str, object], lang: str) -> str:
     """One stage as a short line: its name, verdict and score against its threshold."""
     score, threshold = stage.get("score"), stage.get("threshold")
     numbers = (
         f" {score:.2f} / {threshold:.2f}" if isinstance(score, float) and isinstance(threshold, float) else ""
     )
-    return f"{stage.get('stage')}: {stage.get('verdict')}{numbers}"
+    verdict = stage.get("verdict")
+    word = say(f"verdict.{verdict}", lang) if verdict in ("ACCEPT", "REJECT", "FAULT") else str(verdict)
+    return f"{stage.get('stage')}: {word}{numbers}"
 
 
 def _heatmaps(records_dir: Path, image: Path) -> dict[str, np.ndarray]:
@@ -87,9 +103,10 @@ def _heatmaps(records_dir: Path, image: Path) -> dict[str, np.ndarray]:
 class LastFrame:
     """Finds and renders the newest kept image among recent inspections; caches the rendering."""
 
-    def __init__(self, records_dir: Path, image_format: str) -> None:
+    def __init__(self, records_dir: Path, image_format: str, language: str | None = "en") -> None:
         self.records_dir = records_dir
         self.image_format = image_format
+        self.language = language
         self._lock = threading.Lock()
         self._cached: tuple[tuple[int, int], bytes] | None = None
 
@@ -107,7 +124,8 @@ class LastFrame:
             if image is None:
                 continue  # evicted or half-read: try the next newest
             image = overlay_all(np.asarray(image, dtype=np.uint8), _heatmaps(self.records_dir, path))
-            ok, jpeg = cv2.imencode(".jpg", annotate(image, event), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            drawn = annotate(image, event, self.language)
+            ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 85])
             if not ok:
                 continue
             data = bytes(jpeg.tobytes())

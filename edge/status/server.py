@@ -6,8 +6,10 @@ guard (`status.users_file` / `token_file`) every route first asks for a login or
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,8 @@ from urllib.parse import parse_qs
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.errors import LinesideError
+from edge.i18n import say
+from edge.locale import environment_language, language_from
 from edge.status.auth import StatusGuard, clear_cookie, set_cookie
 from edge.status.evidence import PREFIXES as EVIDENCE_ROUTES
 from edge.status.evidence import evidence_response
@@ -37,10 +41,15 @@ def page_html() -> bytes:
     return resources.files("edge.status").joinpath("page.html").read_bytes()
 
 
-def login_html(message: str = "") -> bytes:
-    """The login form, with one of this module's fixed messages (never anything a client sent)."""
+def login_html(message_id: str | None = None, language: str | None = None) -> bytes:
+    """The login form in `language` (None: the locale's), with one of the catalog's `login.*` messages
+    (never anything a client sent): its `{{id}}` markers are the catalog's words."""
     page = resources.files("edge.status").joinpath("login.html").read_text(encoding="utf-8")
-    return page.replace("<!--message-->", message).encode("utf-8")
+    lang = environment_language() if language is None else language_from(language)
+    message = "" if message_id is None else html.escape(say(message_id, lang))
+    page = page.replace("{{lang}}", lang)
+    words = re.sub(r"\{\{([a-z_.]+)\}\}", lambda m: html.escape(say(m[1], lang)), page)
+    return words.replace("<!--message-->", message).encode("utf-8")
 
 
 class StatusServer:
@@ -140,13 +149,14 @@ class _Handler(BaseHTTPRequestHandler):
         guard, headers = self.guard, self.headers
         if guard is None or guard.allows(headers.get("Authorization", ""), headers.get("Cookie", "")):
             return True
-        self._unauthorised("")
+        self._unauthorised(None)
         return False
 
-    def _unauthorised(self, message: str) -> None:
+    def _unauthorised(self, message_id: str | None) -> None:
         challenge = {"WWW-Authenticate": 'Bearer realm="lineside-status"'}
         if "text/html" in self.headers.get("Accept", ""):
-            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", login_html(message), challenge)
+            form = login_html(message_id, self.language)
+            self._send(HTTPStatus.UNAUTHORIZED, "text/html; charset=utf-8", form, challenge)
         else:
             body = b"log in on the page, or send Authorization: Bearer <token>\n"
             self._send(HTTPStatus.UNAUTHORIZED, "text/plain", body, challenge)
@@ -165,8 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         if cookie is None:
             # The name is logged (who tried), never the password.
             log.warning("status: login refused for %r from %s", name[:64], self.address_string())
-            message = "wrong user name or password" if guard.has_users else "this page takes a token only"
-            self._unauthorised(message)
+            self._unauthorised("login.wrong" if guard.has_users else "login.token_only")
             return
         log.info("status: %s logged in from %s", name, self.address_string())
         self._redirect_home(set_cookie(cookie))

@@ -1,6 +1,7 @@
-"""The status page's words in the station's language: every `page.*` and `verdict.*` message of the
-catalog, served once as `/api/strings` (the page keeps English in its HTML for a browser that cannot fetch
-them). Templates keep their `{parameters}`; the page fills them in.
+"""The status page's words in the station's language: every `page.*`, `verdict.*` and `fault.*` message of
+the catalog and the line alarms' chart and rule names (`spc.*`), served once as `/api/strings` (the page
+keeps English in its HTML for a browser that cannot fetch them). Templates keep their `{parameters}`; the
+page fills them in.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from edge.i18n import ENGLISH
 from edge.locale import FALLBACK, catalog, environment_language, language_from
 
-PREFIXES = ("page.", "verdict.", "fault.")
+PREFIXES = ("page.", "verdict.", "fault.", "spc.chart.", "spc.rule.", "spc.side.", "spc.direction.")
 
 
 def page_strings(language: str | None) -> dict[str, str]:

@@ -230,11 +230,10 @@ def handle_check(args: argparse.Namespace) -> int:
     limits = parse_limits(args.limit, reference.section.limits)
     frames = _frames(args.image, args.config, args.frames)
     report = check_frames(reference, frames, limits)
-    print(
-        f"station check of {args.calibration} against {reference.section.image} "
-        f"(taken {reference.section.taken or 'unknown'}), {len(frames)} frame(s):"
-    )
-    for line in report.lines():
+    taken = reference.section.taken or Message("calib.taken_unknown")
+    where = {"calibration": args.calibration, "image": reference.section.image, "frames": len(frames)}
+    print(say("calib.check_head", taken=taken, **where))
+    for line in report.lines(None):
         print(f"  {line}")
     print(say("calib.result", status=Message(f"check.{report.status.value}")))
     return 1 if report.failed else 0

@@ -15,8 +15,8 @@ from typing import TextIO
 from edge.atomic import atomic_write_bytes
 from edge.errors import LinesideError
 from edge.i18n import say
-from edge.locale import LANGUAGES
-from edge.records.evidence import evidence_lines, evidence_png, read_record
+from edge.locale import LANGUAGES, environment_language, language_from
+from edge.records.evidence import evidence_lines, evidence_png, picture_language, read_record
 from lineside.commands.language import command_language
 
 EXIT_OK = 0
@@ -76,7 +76,8 @@ def show_record(
     lang: str | None = None,
 ) -> int:
     """The command itself: prints the evidence in `lang` (None: the locale's) and writes the picture (in
-    English); exit 2 with one line on error."""
+    the same language where a font for it is installed, else English, said on `stderr`); exit 2 with one
+    line on error."""
     write = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     try:
@@ -85,7 +86,10 @@ def show_record(
             write.write(json.dumps(record.evidence, indent=2, sort_keys=True) + "\n")
             return EXIT_OK
         picture = out or Path(f"evidence-{record.boot_id}-{record.seq}.png")
-        atomic_write_bytes(picture, evidence_png(records_dir, record))
+        atomic_write_bytes(picture, evidence_png(records_dir, record, lang))
+        if picture_language(lang) != (language_from(lang) if lang else environment_language()):
+            note = "no font with Hangul installed (Debian fonts-noto-cjk): the picture is in English"
+            print(f"lineside records: {note}", file=err)
     except (LinesideError, OSError, ValueError) as exc:
         print(f"lineside records: {exc}", file=err)
         return EXIT_BAD_INPUT

@@ -15,9 +15,12 @@ from typing import TextIO
 from edge.errors import LinesideError
 from edge.i18n import Message, render
 from edge.locale import LANGUAGES
+from edge.records.alarms import recorded_alarms
 from edge.records.query import query
 from edge.records.schema import DB_FILE
 from edge.records.shift import summarise
+from edge.records.shift_alarms import alarm_sentences
+from edge.spc.config import SpcConfig
 from lineside.commands.language import command_language
 from lineside.commands.timearg import parse_time
 
@@ -40,10 +43,10 @@ def register_summary(
     """Add `summary` under `lineside records`."""
     summary = actions.add_parser(
         "summary",
-        help="the shift in sentences: yield, top reject causes and their trend, faults",
+        help="the shift in sentences: yield, top reject causes and their trend, faults, line alarms",
         description="Say what happened on the line in sentences: yield, the top reject causes with\n"
         "their share and trend (the first half of the parts against the last half), faults and\n"
-        "their causes. Without --since, every record is summarised.",
+        "their causes, the line alarms raised. Without --since, every record is summarised.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -77,6 +80,7 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
         if records_dir is None and config is not None:
             records_dir = config_resolver(config)
         lang = command_language(args.summary_lang, config)
+        spc = None if config is None else _station_spc(config)
     except LinesideError as exc:
         print(f"lineside records summary: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -89,7 +93,14 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
         since=args.summary_since or args.since,
         until=args.summary_until or args.until,
         lang=lang,
+        spc=spc,
     )
+
+
+def _station_spc(config: Path) -> SpcConfig:
+    from edge.station.config import load_config
+
+    return load_config(config).spc
 
 
 def run_summary(
@@ -101,9 +112,11 @@ def run_summary(
     stderr: TextIO | None = None,
     now: float | None = None,
     lang: str | None = None,
+    spc: SpcConfig | None = None,
 ) -> int:
-    """The command itself: prints the sentences in `lang` (None: the locale's); errors are one line on
-    `stderr` and exit code 2."""
+    """The command itself: prints the sentences in `lang` (None: the locale's), the line alarms' latching
+    judged with `spc` (the station's spc section; None: its defaults); errors are one line on `stderr` and
+    exit code 2."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
@@ -117,7 +130,12 @@ def run_summary(
             # A station that has not recorded a part yet: one clear line, not an error.
             messages = [Message("summary.empty", {"where": str(records_dir)})]
         else:
-            messages = summarise(query(db_path, since=since_s, until=until_s), since_s, until_s)
+            records = query(db_path, since=since_s, until=until_s)
+            messages = summarise(records, since_s, until_s)
+            if records:
+                stored = recorded_alarms(records_dir, since_s)
+                alarms = [a for a in stored if until_s is None or a.raised_at < until_s]
+                messages += alarm_sentences(alarms, records, spc or SpcConfig())
     except (LinesideError, OSError) as exc:
         print(f"lineside records summary: {exc}", file=err)
         return EXIT_BAD_INPUT

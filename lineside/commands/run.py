@@ -124,7 +124,7 @@ def run_line(
     from edge.runtime.supervisor import Supervisor
     from edge.runtime.systemd import notifier
 
-    summary = RunSummary(truth)
+    summary = RunSummary(truth, config.station.language)  # None: the locale's (docs/i18n.md)
 
     def on_inspection(event: LedgerEvent) -> None:
         summary.add(event)

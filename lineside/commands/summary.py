@@ -2,7 +2,8 @@
 
 Given the parts' truth (the embedded demo knows it: `lineside/demo/parts/truth.csv`), the summary also
 scores the line: escapes (defective parts accepted) and overkill (good parts rejected, FAULTs included:
-both reject the part), and names each such part.
+both reject the part), and names each such part. Every line is said in the line's language
+(`station.language`, else the locale; docs/i18n.md); in English it is the sentence it always was.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.i18n import Message, say
 from edge.runtime.messages import LedgerEvent
+from lineside.commands.run_reason import part_reason
 
 NAMED_IN_LINE = 10  # parts named in the summary line itself; the lines after it name every one
 
@@ -31,9 +34,10 @@ class Miss:
 
 class RunSummary:
     """Counts verdicts and latencies of finalised inspections; with `truth` (image name or path ->
-    defective), escapes and overkill too."""
+    defective), escapes and overkill too. Says its lines in `lang` (None: the locale's)."""
 
-    def __init__(self, truth: dict[str, bool] | None = None) -> None:
+    def __init__(self, truth: dict[str, bool] | None = None, lang: str | None = "en") -> None:
+        self.lang = lang
         self.verdicts: Counter[str] = Counter()
         self.latencies_ms: list[float] = []
         self.late = 0
@@ -65,7 +69,7 @@ class RunSummary:
             kind = "overkill"
         else:
             return
-        reason = event.reasons[0] if event.reasons else ""
+        reason = part_reason(event, self.lang)
         self.misses.append(Miss(event.trigger.seq, Path(origin).name, kind, verdict, reason))
 
     @property
@@ -75,37 +79,43 @@ class RunSummary:
     def line(self, event: LedgerEvent) -> str:
         verdict = event.verdict.value if event.verdict is not None else "FAULT"
         origin = event.result.origin.rsplit("/", 1)[-1] if event.result is not None else "-"
-        reason = event.reasons[0] if event.reasons else ""
-        return f"part {event.trigger.seq:>5}  {verdict:<6} {event.latency_ms:7.1f} ms  {origin:<16} {reason}"
+        params = {"seq": event.trigger.seq, "latency_ms": event.latency_ms, "origin": origin}
+        word = say(f"verdict.{verdict}", self.lang)
+        return say("run.part", self.lang, verdict=word, reason=part_reason(event, self.lang), **params)
 
     def render(self) -> str:
         lat = np.array(self.latencies_ms) if self.latencies_ms else None
         p50 = f"{np.percentile(lat, 50):.1f}" if lat is not None else "-"
         p99 = f"{np.percentile(lat, 99):.1f}" if lat is not None else "-"
-        line = (
-            f"summary: parts {self.parts}, accepted {self.verdicts['ACCEPT']}, "
-            f"rejected {self.verdicts['REJECT']}, faults {self.verdicts['FAULT']} (late {self.late}), "
-            f"latency p50 {p50} ms, p99 {p99} ms"
-        )
+        counts = {
+            "parts": self.parts,
+            "accepted": self.verdicts["ACCEPT"],
+            "rejected": self.verdicts["REJECT"],
+            "faults": self.verdicts["FAULT"],
+            "late": self.late,
+        }
+        line = say("run.summary", self.lang, p50=p50, p99=p99, **counts)
         return line if self.truth is None else line + self._score_text()
 
     def _score_text(self) -> str:
         escapes = [m for m in self.misses if m.kind == "escape"]
         overkill = [m for m in self.misses if m.kind == "overkill"]
-        named = ", ".join(f"part {m.seq} {m.kind}" for m in self.misses[:NAMED_IN_LINE])
-        more = f", {len(self.misses) - NAMED_IN_LINE} more" if len(self.misses) > NAMED_IN_LINE else ""
-        text = (
-            f"; against the truth of {self.scored} part(s): escapes {len(escapes)}, overkill {len(overkill)}"
+        named = ", ".join(
+            say("run.named", self.lang, seq=m.seq, kind=Message(f"run.{m.kind}"))
+            for m in self.misses[:NAMED_IN_LINE]
         )
+        if len(self.misses) > NAMED_IN_LINE:
+            named += say("run.more", self.lang, more=len(self.misses) - NAMED_IN_LINE)
+        numbers = {"scored": self.scored, "escapes": len(escapes), "overkill": len(overkill)}
+        text = say("run.truth", self.lang, **numbers)
         if self.unknown:
-            text += f" ({self.unknown} part(s) not in the truth)"
-        return text + (f" ({named}{more})" if named else "")
+            text += say("run.not_in_truth", self.lang, unknown=self.unknown)
+        return text + (f" ({named})" if named else "")
 
     def miss_lines(self) -> list[str]:
         """One sentence per part the line got wrong, for a newcomer reading the demo's output."""
-        what = {
-            "escape": "an escape: a defective part accepted",
-            "overkill": "an overkill: a good part rejected",
-        }
         # Indented: not a part line (those start with "part"), a note under the summary.
-        return [f"  part {m.seq} ({m.image}) was {what[m.kind]}: {m.reason}" for m in self.misses]
+        return [
+            "  " + say(f"run.miss.{m.kind}", self.lang, seq=m.seq, image=m.image, reason=m.reason)
+            for m in self.misses
+        ]

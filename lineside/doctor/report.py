@@ -1,14 +1,16 @@
-"""One doctor check's outcome, and the report of them all as text lines (the status words and the closing
-line in the reader's language, edge.i18n) or JSON (codes, always English)."""
+"""One doctor check's outcome, and the report of them all as text lines (in the reader's language,
+edge.i18n: the status words, each finding said from its message id, the closing line) or JSON (codes and
+the English finding, always)."""
 
 from __future__ import annotations
 
 import enum
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from edge.i18n import say
+from edge.i18n import Message, render, say
 
 
 class Status(str, enum.Enum):
@@ -21,15 +23,22 @@ class Status(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the report: which check, its status, and one line saying what was found."""
+    """One line of the report: which check, its status, and one line saying what was found (`message`, in
+    English; `said`, the same finding as a catalog message, when it has one: an error's own text has none)."""
 
     name: str
     status: Status
     message: str
+    said: Message | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, name: str, status: Status, message_id: str, **params: Any) -> Check:
+        """A check whose finding is the catalog's `message_id` with `params`."""
+        return cls(name, status, say(message_id, "en", **params), Message(message_id, params))
 
     def line(self, lang: str | None = "en") -> str:
-        # The check's own finding stays English for now (docs/i18n.md); its status word is translated.
-        return f"{say(f'check.{self.status.value}', lang):<4} {self.name}: {self.message}"
+        finding = self.message if self.said is None else render(self.said, lang)
+        return f"{say(f'check.{self.status.value}', lang):<4} {self.name}: {finding}"
 
 
 def exit_code(checks: Sequence[Check]) -> int:

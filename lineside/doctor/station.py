@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edge.errors import LinesideError
+from edge.i18n import Message
 from edge.judge.rules import check_rules, rules_from_card
 from edge.modelstore.card import load_verified, read_card
 from edge.station.calibfile import CalibrationFile, check_frame_size, load_calibration
@@ -21,18 +22,19 @@ DAY_S = 86400.0
 
 def check_config(path: Path | None) -> tuple[Check, LinesideConfig | None]:
     """The config loads and validates (the embedded demo's when `path` is None)."""
+    origin: Message | str
     try:
         if path is None:
             from lineside.demo import demo_config
 
-            config, origin = demo_config(), "embedded demo config"
+            config, origin = demo_config(), Message("doctor.demo_config")
         else:
             config, origin = load_config(path), str(path)
     except LinesideError as exc:
         return Check("config", Status.FAIL, str(exc)), None
     recipes = ", ".join(f"{r.number} '{r.name}'" for r in config.recipes)
-    detail = f"station '{config.station.name}', source {config.source.kind}, recipes {recipes}"
-    return Check("config", Status.PASS, f"{origin}: valid ({detail})"), config
+    detail = {"station": config.station.name, "source": config.source.kind, "recipes": recipes}
+    return Check.of("config", Status.PASS, "doctor.config_valid", origin=origin, **detail), config
 
 
 def check_models(config: LinesideConfig) -> list[Check]:
@@ -58,9 +60,8 @@ def check_models(config: LinesideConfig) -> list[Check]:
             except LinesideError as exc:
                 checks.append(Check(name, Status.FAIL, str(exc)))
                 continue
-            what = f"{card.task} {card.name} {card.version}"
-            message = f"{what}: {onnx_path} sha256 matches its card ({card.sha256[:12]})"
-            checks.append(Check(name, Status.PASS, message))
+            what = {"task": card.task, "model": card.name, "version": card.version, "sha": card.sha256[:12]}
+            checks.append(Check.of(name, Status.PASS, "doctor.model_ok", path=str(onnx_path), **what))
     return checks
 
 
@@ -89,19 +90,18 @@ def _check_calibration(
     except LinesideError as exc:
         return Check(name, Status.FAIL, str(exc))
     camera = calibration.camera
-    parts = [f"{path}: for {camera.width}x{camera.height} frames"]
+    parts = [Message("doctor.calib_for", {"path": str(path), "width": camera.width, "height": camera.height})]
     if calibration.scale is not None:
-        parts.append(f"{calibration.scale.mm_per_px:.4f} mm/px")
+        parts.append(Message("doctor.calib_scale", {"mm_per_px": calibration.scale.mm_per_px}))
     if calibration.thresholds is not None:
-        parts.append(f"thresholds for {calibration.thresholds.model}")
+        parts.append(Message("doctor.calib_thresholds", {"model": calibration.thresholds.model}))
     age_days = _age_days(calibration.created, now)
     if age_days is None:
-        return Check(name, Status.WARN, ", ".join(parts) + "; no valid creation time, age unknown")
-    parts.append(f"made {age_days:.0f} days ago")
+        return Check.of(name, Status.WARN, "doctor.calib_no_age", parts=tuple(parts))
+    parts.append(Message("doctor.calib_age", {"days": age_days}))
     if age_days > max_age_days:
-        advice = f"older than {max_age_days:g} days: re-check with lineside calibrate check"
-        return Check(name, Status.WARN, ", ".join(parts) + f"; {advice}")
-    return Check(name, Status.PASS, ", ".join(parts))
+        return Check.of(name, Status.WARN, "doctor.calib_old", parts=tuple(parts), days=max_age_days)
+    return Check.of(name, Status.PASS, "doctor.calib", parts=tuple(parts))
 
 
 def _check_usable(

@@ -49,14 +49,15 @@ def check_camera(
         described = source.describe()
     except LinesideError as exc:
         if line_running and config.source.kind in _LIVE_KINDS:
-            return Check("camera", Status.WARN, f"{exc} (a running lineside may be holding the camera)"), None
+            return Check.of("camera", Status.WARN, "doctor.camera_held", error=str(exc)), None
         return Check("camera", Status.FAIL, str(exc)), None
     finally:
         if source is not None:
             source.close()
     took_ms = (time.monotonic() - started) * 1000.0
-    message = f"{described}: a {frame.width}x{frame.height} frame in {took_ms:.0f} ms"
-    return Check("camera", Status.PASS, message), (frame.width, frame.height)
+    size = {"width": frame.width, "height": frame.height, "ms": took_ms}
+    found = Check.of("camera", Status.PASS, "doctor.camera", source=described, **size)
+    return found, (frame.width, frame.height)
 
 
 def check_modbus(link: RobotLinkConfig) -> tuple[Check, bool]:
@@ -65,22 +66,22 @@ def check_modbus(link: RobotLinkConfig) -> tuple[Check, bool]:
         return _check_robot_reachable(link), False
     where = f"{link.host}:{link.port}"
     if link.port == 0:
-        return Check("modbus", Status.PASS, f"{where}: the OS picks a free port at start"), False
+        return Check.of("modbus", Status.PASS, "doctor.modbus_any_port", where=where), False
     try:
         _try_bind(link.host, link.port)
     except OSError as exc:
         return _bind_refused(where, link.port, exc)
-    return Check("modbus", Status.PASS, f"{where} is free (bindable)"), False
+    return Check.of("modbus", Status.PASS, "doctor.modbus_free", where=where), False
 
 
 def _check_robot_reachable(link: RobotLinkConfig) -> Check:
-    where = f"role client: the robot's Modbus server {link.robot_host}:{link.robot_port}"
+    where = f"{link.robot_host}:{link.robot_port}"
     try:
         with socket.create_connection((link.robot_host or "", link.robot_port), ROBOT_CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:  # the robot may be off while the station is checked: not a FAIL
-        return Check("modbus", Status.WARN, f"{where} is unreachable now ({exc})")
-    return Check("modbus", Status.PASS, f"{where} accepts connections")
+        return Check.of("modbus", Status.WARN, "doctor.robot_unreachable", where=where, error=str(exc))
+    return Check.of("modbus", Status.PASS, "doctor.robot_reachable", where=where)
 
 
 def _try_bind(host: str, port: int) -> None:
@@ -95,17 +96,15 @@ def _bind_refused(where: str, port: int, exc: OSError) -> tuple[Check, bool]:
     if exc.errno == errno.EADDRINUSE:
         owner = port_owner(port)
         if owner is not None and owner.command.startswith("lineside"):
-            text = f"{where} is served by a running lineside (pid {owner.pid}, {owner.command})"
-            return Check("modbus", Status.PASS, text), True
-        who = f"pid {owner.pid} ({owner.command})" if owner else "a process this user cannot see"
-        return Check("modbus", Status.FAIL, f"{where} is in use by another program: {who}"), False
+            owned = {"where": where, "pid": owner.pid, "command": owner.command}
+            return Check.of("modbus", Status.PASS, "doctor.modbus_lineside", **owned), True
+        if owner is not None:
+            owned = {"where": where, "pid": owner.pid, "command": owner.command}
+            return Check.of("modbus", Status.FAIL, "doctor.modbus_taken", **owned), False
+        return Check.of("modbus", Status.FAIL, "doctor.modbus_taken_unseen", where=where), False
     if exc.errno == errno.EACCES:
-        text = (
-            f"{where}: this user may not bind a port below 1024; the systemd unit needs its "
-            "port502.conf drop-in (CAP_NET_BIND_SERVICE), see docs/deployment.md"
-        )
-        return Check("modbus", Status.WARN, text), False
-    return Check("modbus", Status.FAIL, f"{where}: cannot bind ({exc.strerror})"), False
+        return Check.of("modbus", Status.WARN, "doctor.modbus_low_port", where=where), False
+    return Check.of("modbus", Status.FAIL, "doctor.modbus_no_bind", where=where, error=exc.strerror), False
 
 
 def port_owner(port: int) -> PortOwner | None:
@@ -143,32 +142,32 @@ def check_disk(config: LinesideConfig, warn_gb: float, fail_gb: float) -> Check:
     usage = shutil.disk_usage(target)
     free_gb, total_gb = usage.free / GIB, usage.total / GIB
     quota_gb = config.records.quota_mb / 1024.0
-    message = f"{records}: {free_gb:.1f} GiB free of {total_gb:.1f} GiB (image quota {quota_gb:.1f} GiB)"
+    space = {"where": str(records), "free": free_gb, "total": total_gb, "quota": quota_gb}
     if free_gb < fail_gb:
-        return Check("disk", Status.FAIL, f"{message}; under {fail_gb:g} GiB")
+        return Check.of("disk", Status.FAIL, "doctor.disk_under", limit=fail_gb, **space)
     if free_gb < warn_gb:
-        return Check("disk", Status.WARN, f"{message}; under {warn_gb:g} GiB")
+        return Check.of("disk", Status.WARN, "doctor.disk_under", limit=warn_gb, **space)
     if free_gb < quota_gb:
-        return Check("disk", Status.WARN, f"{message}; the image quota does not fit in the free space")
-    return Check("disk", Status.PASS, message)
+        return Check.of("disk", Status.WARN, "doctor.disk_quota", **space)
+    return Check.of("disk", Status.PASS, "doctor.disk", **space)
 
 
 def check_clock(config: LinesideConfig, now: float) -> Check:
     """A sane year, and not behind the newest record (records and their order rely on it)."""
     now_iso = datetime.fromtimestamp(now, tz=timezone.utc).isoformat(timespec="seconds")
     if not 2024 <= datetime.fromtimestamp(now, tz=timezone.utc).year < 2100:
-        return Check("clock", Status.FAIL, f"the system clock says {now_iso}: set the date")
+        return Check.of("clock", Status.FAIL, "doctor.clock_insane", now=now_iso)
     try:
         newest = newest_record_time(config.records.dir / DB_FILE)
     except LinesideError as exc:
-        return Check("clock", Status.WARN, f"{now_iso}; cannot read the newest record: {exc}")
+        return Check.of("clock", Status.WARN, "doctor.clock_unread", now=now_iso, error=str(exc))
     if newest is None:
-        return Check("clock", Status.PASS, f"{now_iso} (no records yet)")
+        return Check.of("clock", Status.PASS, "doctor.clock_no_records", now=now_iso)
     newest_iso = datetime.fromtimestamp(newest, tz=timezone.utc).isoformat(timespec="seconds")
     if newest > now + CLOCK_SLACK_S:
-        behind = f"{newest - now:.0f} s behind the newest record ({newest_iso})"
-        return Check("clock", Status.FAIL, f"{now_iso} is {behind}: fix the clock before recording")
-    return Check("clock", Status.PASS, f"{now_iso}, not behind the newest record ({newest_iso})")
+        behind = {"now": now_iso, "seconds": newest - now, "newest": newest_iso}
+        return Check.of("clock", Status.FAIL, "doctor.clock_behind", **behind)
+    return Check.of("clock", Status.PASS, "doctor.clock", now=now_iso, newest=newest_iso)
 
 
 def newest_record_time(db_path: Path) -> float | None:
@@ -200,15 +199,14 @@ def check_ntp() -> Check:
             done = None
         if done is not None and done.returncode == 0 and done.stdout.strip() in ("yes", "no"):
             if done.stdout.strip() == "yes":
-                return Check("ntp", Status.PASS, "clock synchronised (timedatectl NTPSynchronized=yes)")
-            return Check("ntp", Status.WARN, "clock not synchronised (timedatectl NTPSynchronized=no)")
+                return Check.of("ntp", Status.PASS, "doctor.ntp_synced")
+            return Check.of("ntp", Status.WARN, "doctor.ntp_not_synced")
     state = _kernel_clock_state()
     if state is None:
-        return Check("ntp", Status.WARN, "cannot tell whether the clock is synchronised (no timedatectl)")
+        return Check.of("ntp", Status.WARN, "doctor.ntp_unknown")
     if state == _TIME_ERROR:
-        text = "clock not synchronised (kernel adjtimex says TIME_ERROR; timedatectl unavailable)"
-        return Check("ntp", Status.WARN, text)
-    return Check("ntp", Status.PASS, "clock synchronised (kernel adjtimex; timedatectl unavailable)")
+        return Check.of("ntp", Status.WARN, "doctor.ntp_kernel_not_synced")
+    return Check.of("ntp", Status.PASS, "doctor.ntp_kernel_synced")
 
 
 def _kernel_clock_state() -> int | None:
@@ -231,7 +229,7 @@ def check_runtime(config: LinesideConfig | None) -> Check:
     try:
         import onnxruntime
     except ImportError as exc:
-        return Check("runtime", Status.FAIL, f"{python}; onnxruntime cannot be imported ({exc})")
+        return Check.of("runtime", Status.FAIL, "doctor.runtime_no_onnx", python=python, error=str(exc))
     available = list(onnxruntime.get_available_providers())
     head = f"{python}, onnxruntime {onnxruntime.__version__}, providers {', '.join(available)}"
     if config is None:
@@ -240,6 +238,6 @@ def check_runtime(config: LinesideConfig | None) -> Check:
     missing = [p for p in wanted if p not in available]
     if missing:
         usable = [p for p in wanted if p in available] or ["CPUExecutionProvider (fallback)"]
-        text = f"{head}; configured {', '.join(missing)} missing, will use {', '.join(usable)}"
-        return Check("runtime", Status.WARN, text)
-    return Check("runtime", Status.PASS, f"{head}; configured {', '.join(wanted)} available")
+        providers = {"missing": ", ".join(missing), "usable": ", ".join(usable)}
+        return Check.of("runtime", Status.WARN, "doctor.runtime_missing", head=head, **providers)
+    return Check.of("runtime", Status.PASS, "doctor.runtime", head=head, wanted=", ".join(wanted))

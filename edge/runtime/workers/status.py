@@ -47,7 +47,7 @@ class StatusWorker(Worker):
         quota_bytes = int(cfg.records.quota_mb * 1024 * 1024)
         self.station = StationState(cfg.station.name, cfg.status.history, quota_bytes)
         self.metrics = LineMetrics(self.station, cfg.records.dir)
-        frame = LastFrame(cfg.records.dir, cfg.records.image_format)
+        frame = LastFrame(cfg.records.dir, cfg.records.image_format, cfg.station.language)
         guard = StatusGuard.from_config(cfg.status)  # read at each start: a changed password file applies
         self.server = StatusServer(
             cfg.status.bind,
