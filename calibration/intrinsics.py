@@ -24,7 +24,9 @@ from calibration.boards import (
     read_gray,
     sharpness,
 )
+from calibration.refusal import RefusalError
 from edge.errors import LinesideError
+from edge.i18n import Message
 from edge.station.calibfile import IntrinsicsSection
 
 MIN_VIEWS = 8
@@ -90,7 +92,7 @@ def calibrate_intrinsics(
         )
     size, reports, found = _collect_views(images, target, min_sharpness)
     if len(found) < MIN_VIEWS:
-        raise LinesideError(_too_few_message(target.describe(), reports, len(found)))
+        raise RefusalError(_too_few_message(target.describe(), reports, len(found)))
     flags = cv2.CALIB_FIX_K3 if fix_k3 else 0
     object_points = [view.object_points for view in found.values()]
     image_points = [view.image_points for view in found.values()]
@@ -105,13 +107,11 @@ def calibrate_intrinsics(
         and np.all(np.isfinite(distortion))
         and min(matrix[0, 0], matrix[1, 1]) > 0
     ):
-        raise LinesideError(f"calibration of the {len(found)} views did not converge: retake them")
+        raise RefusalError(Message("calib.refuse.no_convergence", {"views": len(found)}))
     spread = _tilt_spread(list(found.values()), matrix, distortion)
     if spread < MIN_TILT_SPREAD_DEG:
-        raise LinesideError(
-            f"the {len(found)} views are all tilted alike (board normals within {spread:.1f} degrees, need"
-            f" {MIN_TILT_SPREAD_DEG:g}): retake with the board tilted 20-40 degrees in different directions"
-        )
+        tilt = {"views": len(found), "spread": spread, "need": MIN_TILT_SPREAD_DEG}
+        raise RefusalError(Message("calib.refuse.tilted_alike", tilt))
     errors = {
         index: _view_error(view, matrix, distortion, rvec, tvec)
         for (index, view), rvec, tvec in zip(found.items(), rvecs, tvecs, strict=True)
@@ -155,22 +155,26 @@ def _collect_views(
     return size, reports, found
 
 
-def _too_few_message(board: str, reports: list[ViewResult], usable: int) -> str:
+def _too_few_message(board: str, reports: list[ViewResult], usable: int) -> Message:
     blurred = [r.path.name for r in reports if r.rejected.startswith("blurred")]
     missing = [r.path.name for r in reports if r.rejected == "board not found"]
     if usable == 0 and not blurred:
-        return f"{board} not found in any of the {len(reports)} images: wrong board spec or size?"
-    parts = [f"only {usable} usable views of {board} (need {MIN_VIEWS})"]
-    if blurred:
-        parts.append(f"blurred: {_names(blurred)}")
-    if missing:
-        parts.append(f"board not found in: {_names(missing)}")
-    return "; ".join(parts)
+        return Message("calib.refuse.board_nowhere", {"board": board, "images": len(reports)})
+    said = {
+        "usable": usable,
+        "board": board,
+        "need": MIN_VIEWS,
+        "blurred": Message("calib.refuse.blurred", {"names": _names(blurred)}) if blurred else "",
+        "missing": Message("calib.refuse.missing", {"names": _names(missing)}) if missing else "",
+    }
+    return Message("calib.refuse.too_few", said)
 
 
-def _names(names: list[str]) -> str:
+def _names(names: list[str]) -> Message | str:
     shown = ", ".join(names[:NAMES_SHOWN])
-    return shown + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+    if len(names) > NAMES_SHOWN:
+        return Message("calib.refuse.names_more", {"names": shown, "more": len(names) - NAMES_SHOWN})
+    return shown
 
 
 def _tilt_spread(views: list[BoardView], matrix: np.ndarray, distortion: np.ndarray) -> float:
@@ -227,7 +231,7 @@ def undistorted_matrix(matrix: np.ndarray, distortion: np.ndarray, size: tuple[i
 
     low, high = 0.25, 4.0
     if not inside(high):
-        raise LinesideError("the distortion found maps no usable frame: retake the views")
+        raise RefusalError(Message("calib.refuse.no_usable_frame"))
     for _ in range(40):  # bisection: the smallest zoom whose whole frame lies inside the raw one
         middle = (low + high) / 2
         low, high = (low, middle) if inside(middle) else (middle, high)

@@ -15,6 +15,7 @@ import numpy as np
 
 from calibration.frames import camera_of, list_images, load_if_present, read_image, runtime_frame
 from edge.errors import LinesideError
+from edge.i18n import Message, say
 from edge.judge.detector.detector import Detector
 from edge.judge.rules import RoiConfig
 from edge.judge.thresholds import LOWEST, Operating, ScoredPart, choose_thresholds
@@ -60,41 +61,46 @@ class Proposal:
             chosen=datetime.now(timezone.utc).isoformat(),
         )
 
-    def lines(self) -> list[str]:
-        """What a technician reads before confirming: each threshold with the parts behind it."""
+    def lines(self, lang: str | None = "en") -> list[str]:
+        """What a technician reads before confirming: each threshold with the parts behind it, in `lang`
+        (None: the locale's)."""
         op = self.operating
-        out = [f"model {self.model}, {self.good} good and {self.bad} defective samples:"]
+        out = [say("calib.thresholds.head", lang, model=self.model, good=self.good, bad=self.bad)]
         for cls, threshold in op.thresholds.items():
-            out.append(
-                f"  {cls:<16} reject at confidence >= {threshold:.4f}  ({self._evidence(cls, threshold)})"
-            )
-        out.append(
-            f"  escape  {op.escape_rate:6.1%}  ({len(op.escapes)} of {self.bad} defective accepted)"
-            + _names(op.escapes)
-        )
-        out.append(
-            f"  overkill {op.overkill_rate:5.1%}  ({len(op.overkills)} of {self.good} good rejected)"
-            + _names(op.overkills)
-        )
+            evidence = self._evidence(cls, threshold)
+            out.append(say("calib.thresholds.class", lang, cls=cls, threshold=threshold, evidence=evidence))
+        escapes = {
+            "rate": op.escape_rate,
+            "count": len(op.escapes),
+            "of": self.bad,
+            "names": _names(op.escapes),
+        }
+        out.append(say("calib.thresholds.escape", lang, **escapes))
+        overkills = {
+            "rate": op.overkill_rate,
+            "count": len(op.overkills),
+            "of": self.good,
+            "names": _names(op.overkills),
+        }
+        out.append(say("calib.thresholds.overkill", lang, **overkills))
         if not self.reachable:
-            out.append(
-                f"  target escape {self.target_escape:.1%} is NOT reachable on these samples even at the "
-                f"floor {LOWEST}: the model misses the defective parts listed"
-            )
+            out.append(say("calib.thresholds.unreachable", lang, target=self.target_escape, floor=LOWEST))
         return out
 
-    def _evidence(self, cls: str, threshold: float) -> str:
+    def _evidence(self, cls: str, threshold: float) -> Message:
         good = [(p.best.get(cls, 0.0), p.name) for p in self.parts if not p.defective]
         caught = sum(p.best.get(cls, 0.0) >= threshold for p in self.parts if p.defective)
         top_score, top_name = max(good)
-        return f"catches {caught} defective; highest good {top_score:.4f} {top_name}"
+        return Message("calib.thresholds.evidence", {"caught": caught, "score": top_score, "name": top_name})
 
 
-def _names(names: tuple[str, ...]) -> str:
+def _names(names: tuple[str, ...]) -> Message | str:
     if not names:
         return ""
-    more = f", ... {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
-    return ": " + ", ".join(names[:NAMES_SHOWN]) + more
+    shown = ", ".join(names[:NAMES_SHOWN])
+    if len(names) > NAMES_SHOWN:
+        return Message("calib.thresholds.names_more", {"names": shown, "more": len(names) - NAMES_SHOWN})
+    return Message("calib.thresholds.names", {"names": shown})
 
 
 def score_folder(

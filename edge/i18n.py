@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.i18n_calibration import CALIBRATION
 from edge.locale import FALLBACK, catalog, environment_language, language_from
 
 ENGLISH: dict[str, str] = {
@@ -325,6 +326,7 @@ ENGLISH: dict[str, str] = {
     "spc.side.below": "below",
     "spc.direction.rising": "rising",
     "spc.direction.falling": "falling",
+    **CALIBRATION,
 }
 
 

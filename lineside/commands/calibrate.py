@@ -14,16 +14,24 @@ from pathlib import Path
 from typing import TypeAlias
 
 import cv2
-import numpy as np
 
 from calibration.boards import list_images, parse_target, read_gray
-from calibration.intrinsics import DEFAULT_MIN_SHARPNESS, MIN_VIEWS, IntrinsicsResult, calibrate_intrinsics
-from calibration.robot import RobotFit, fit_robot_plane, read_pairs
-from calibration.scale import TILT_VARIATION_PCT, ScaleMeasurement, measure_scale
+from calibration.intrinsics import DEFAULT_MIN_SHARPNESS, MIN_VIEWS, calibrate_intrinsics
+from calibration.refusal import RefusalError
+from calibration.robot import fit_robot_plane, read_pairs
+from calibration.scale import TILT_VARIATION_PCT, measure_scale
 from edge.errors import LinesideError
 from edge.i18n import Message, say
 from edge.station.calibfile import CalibrationFile, CameraFrame, load_calibration, update_calibration
 from lineside import __version__
+from lineside.commands.calibrate_report import (
+    intrinsics_lines,
+    robot_lines,
+    scale_lines,
+    stale_note,
+    where_saved,
+)
+from lineside.commands.language import add_language
 
 REFUSED, BAD_INPUT = 1, 2
 Handler = Callable[[argparse.Namespace], int]
@@ -103,6 +111,7 @@ def _parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(handler=_reporting(name, handler))
+    add_language(parser)
     return parser
 
 
@@ -112,6 +121,8 @@ def _reporting(name: str, handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
+        except RefusalError as exc:  # advice, in the technician's language
+            message = exc.said(args.lang)
         except LinesideError as exc:
             message = str(exc)
         except OSError as exc:
@@ -159,47 +170,30 @@ def handle_intrinsics(args: argparse.Namespace) -> int:
     result = calibrate_intrinsics(
         list_images(args.images), target, args.board, args.min_sharpness, fix_k3=not args.k3
     )
-    _print_intrinsics(result, args.images, target.describe())
+    _print(intrinsics_lines(result, args.images, target.describe(), args.min_sharpness, args.lang))
     over = result.rms_px > args.max_rms
     if over and not args.force:
-        print(say("calib.refused_intrinsics", rms=result.rms_px, limit=args.max_rms), file=sys.stderr)
+        refused = say("calib.refused_intrinsics", args.lang, rms=result.rms_px, limit=args.max_rms)
+        print(refused, file=sys.stderr)
         return REFUSED
     width, height = result.image_size
     calibration, where = _save(
         args.out, CameraFrame(width=width, height=height), intrinsics=result.section(over)
     )
-    print(say("calib.saved_intrinsics", where=where))
+    print(say("calib.saved_intrinsics", args.lang, where=where))
     stale = [
         name
         for name, section in (("scale", calibration.scale), ("robot", calibration.robot))
         if section is not None and section.intrinsics_id != calibration.intrinsics_id()
     ]
     if stale:
-        print(
-            f"note: {' and '.join(stale)} in {args.out} were measured with other intrinsics; the runtime"
-            f" refuses them until you re-run: {', '.join(f'lineside calibrate {s}' for s in stale)}"
-        )
+        print(stale_note(stale, args.out, args.lang))
     return 0
 
 
-def _print_intrinsics(result: IntrinsicsResult, folder: Path, board: str) -> None:
-    width, height = result.image_size
-    used = f"{result.used()} of {len(result.views)} images"
-    print(f"intrinsics from {used} in {folder} ({board}, {width}x{height}):")
-    for view in result.views:
-        if view.rejected:
-            print(f"  {view.path.name:<24} not used: {view.rejected}")
-        else:
-            print(f"  {view.path.name:<24} error {view.error_px:.3f} px   sharpness {view.sharpness:.0f}")
-    k = result.camera_matrix
-    coefficients = " ".join(
-        f"{name} {value:.4f}"
-        for name, value in zip(("k1", "k2", "p1", "p2", "k3"), result.distortion, strict=False)
-    )
-    spread = f"views tilted up to {result.tilt_spread_deg:.0f} degrees apart"
-    print(f"RMS reprojection error {result.rms_px:.3f} px; {spread}")
-    print(f"fx {k[0, 0]:.1f}  fy {k[1, 1]:.1f}  cx {k[0, 2]:.1f}  cy {k[1, 2]:.1f} px")
-    print(f"distortion {coefficients}")
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
 
 
 def _add_scale(sub: Subparsers) -> None:
@@ -224,23 +218,9 @@ def handle_scale(args: argparse.Namespace) -> int:
     current = load_calibration(args.out) if args.out.exists() else None
     measured = measure_scale(gray, target, str(args.image), current)
     _, where = _save(args.out, CameraFrame(width=width, height=height), scale=measured.section())
-    _print_scale(measured)
-    print(say("calib.saved_scale", where=where))
+    _print(scale_lines(measured, args.lang))
+    print(say("calib.saved_scale", args.lang, where=where))
     return 0
-
-
-def _print_scale(measured: ScaleMeasurement) -> None:
-    where = "undistorted first" if measured.tilt_from_intrinsics else "raw image: no intrinsics in the file"
-    print(f"scale {measured.mm_per_px:.5f} mm/px on the working plane ({measured.method}; {where})")
-    how = "" if measured.tilt_from_intrinsics else " (approximate without intrinsics)"
-    print(
-        f"plane tilt {measured.tilt_deg:.1f} degrees{how}; "
-        f"the scale varies {measured.variation_pct:.2f}% across the target"
-    )
-    if measured.homography is not None:
-        print(
-            "tilted plane: saved a pixel->plane homography for positions; sizes use the frame centre's scale"
-        )
 
 
 def _add_robot(sub: Subparsers) -> None:
@@ -272,14 +252,14 @@ def handle_robot(args: argparse.Namespace) -> int:
             f"{args.pairs}: pair {outside[0]} is outside the {camera.width}x{camera.height} frame"
         )
     fit = fit_robot_plane(pairs, str(args.pairs))
-    _print_robot(fit)
+    _print(robot_lines(fit, args.lang))
     if fit.rms_mm > args.max_rms and not args.force:
-        print(say("calib.refused_robot", rms=fit.rms_mm, limit=args.max_rms), file=sys.stderr)
+        print(say("calib.refused_robot", args.lang, rms=fit.rms_mm, limit=args.max_rms), file=sys.stderr)
         return REFUSED
     intrinsics_id = current.intrinsics_id() if current is not None else ""
     _, where = _save(args.out, camera, robot=fit.section(intrinsics_id))
     frames = Message("calib.frames_undistorted" if intrinsics_id else "calib.frames_raw")
-    print(say("calib.saved_robot", where=where, frames=frames))
+    print(say("calib.saved_robot", args.lang, where=where, frames=frames))
     return 0
 
 
@@ -294,17 +274,8 @@ def _robot_camera(frame: str | None, current: CalibrationFile | None, out: Path)
     return CameraFrame(width=int(width), height=int(height))
 
 
-def _print_robot(fit: RobotFit) -> None:
-    print(f"robot plane from {len(fit.pairs)} point pairs (pixel -> robot mm):")
-    for number, (pair, residual) in enumerate(zip(fit.pairs, fit.residuals_mm, strict=True), 1):
-        px, py, rx, ry = pair
-        pixel, robot = f"({px:8.1f}, {py:8.1f}) px", f"({rx:8.1f}, {ry:8.1f}) mm"
-        print(f"  {number:>3}  {pixel} -> {robot}   residual {residual:.3f} mm")
-    print(f"RMS residual {fit.rms_mm:.3f} mm, largest {float(np.max(fit.residuals_mm)):.3f} mm")
-
-
-def _save(path: Path, camera: CameraFrame, **sections: object) -> tuple[CalibrationFile, str]:
+def _save(path: Path, camera: CameraFrame, **sections: object) -> tuple[CalibrationFile, Message]:
     """Update the file; also say where it went and where the previous one is."""
     existed = path.exists()
     calibration = update_calibration(path, camera, **sections, tool_version=__version__)
-    return calibration, f"{path} (previous kept as {path.name}.prev)" if existed else f"{path} (new file)"
+    return calibration, where_saved(path, existed)

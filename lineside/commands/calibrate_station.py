@@ -26,6 +26,8 @@ from edge.station.calibfile import load_calibration
 from edge.station.calibsections import CheckLimits
 from edge.station.check import StationReference
 from edge.station.config import load_config
+from lineside.commands.calibrate_report import kept
+from lineside.commands.language import add_language
 
 BAD_INPUT = 2
 
@@ -71,13 +73,15 @@ def register_station_commands(sub: argparse._SubParsersAction[argparse.ArgumentP
 def _parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, examples: str
 ) -> argparse.ArgumentParser:
-    return sub.add_parser(
+    parser = sub.add_parser(
         name,
         help=summary,
         description=summary,
         epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_language(parser)
+    return parser
 
 
 def _add_roi(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,14 +165,11 @@ def handle_roi(args: argparse.Namespace) -> int:
     calibration = save_roi(args.out, frame, roi, intrinsics_id)
     scale = calibration.scale_for(frame.shape, str(args.out))
     png = write_png(args.png or args.out.with_suffix(".roi.png"), draw_roi(frame, roi, scale))
-    print(f"ROI {describe_roi(roi, scale)} saved in {args.out}{_kept(args.out, existing is not None)}")
-    undistorted = " (undistorted with the station's intrinsics)" if intrinsics_id else ""
-    print(f"drawn on {args.image}{undistorted}: {png}")
+    was_there = kept(args.out, existing is not None)
+    print(say("calib.roi.saved", args.lang, roi=describe_roi(roi, scale), out=args.out, kept=was_there))
+    drawn = "calib.roi.drawn_undistorted" if intrinsics_id else "calib.roi.drawn"
+    print(say(drawn, args.lang, image=args.image, png=png))
     return 0
-
-
-def _kept(path: Path, existed: bool) -> str:
-    return f" (previous kept as {path.name}.prev)" if existed else ""
 
 
 def _model_dir(model: Path | None, config: Path | None) -> Path:
@@ -198,10 +199,17 @@ def handle_show(args: argparse.Namespace) -> int:
     png = write_png(args.png, station_view(image, calibration, detections, rules))
     card = detector.card
     print(
-        f"{origin}: {len(detections)} detection(s) by {card.name} {card.version}, "
-        f"drawn with {args.calibration}"
+        say(
+            "calib.show.line",
+            args.lang,
+            origin=origin,
+            count=len(detections),
+            model=card.name,
+            version=card.version,
+            calibration=args.calibration,
+        )
     )
-    print(f"saved {png}")
+    print(say("calib.saved_file", args.lang, path=png))
     return 0
 
 
@@ -220,11 +228,10 @@ def handle_check(args: argparse.Namespace) -> int:
         limits = parse_limits(args.limit, existing.limits if existing else CheckLimits())
         origin, image = _frames(args.image, args.config, 1)[0]
         section = set_reference(args.calibration, image, limits)
-        print(
-            f"reference from {origin}: focus {section.focus:.1f}, mean grey {section.exposure.mean:.1f}, "
-            f"{section.features} features"
-        )
-        print(f"saved {args.calibration.parent / section.image} and the baseline in {args.calibration}")
+        measured = {"focus": section.focus, "mean": section.exposure.mean, "features": section.features}
+        print(say("calib.reference.line", args.lang, origin=origin, **measured))
+        image = args.calibration.parent / section.image
+        print(say("calib.reference.saved", args.lang, image=image, calibration=args.calibration))
         return 0
     reference = StationReference.load(args.calibration)
     limits = parse_limits(args.limit, reference.section.limits)
@@ -232,10 +239,10 @@ def handle_check(args: argparse.Namespace) -> int:
     report = check_frames(reference, frames, limits)
     taken = reference.section.taken or Message("calib.taken_unknown")
     where = {"calibration": args.calibration, "image": reference.section.image, "frames": len(frames)}
-    print(say("calib.check_head", taken=taken, **where))
-    for line in report.lines(None):
+    print(say("calib.check_head", args.lang, taken=taken, **where))
+    for line in report.lines(args.lang):
         print(f"  {line}")
-    print(say("calib.result", status=Message(f"check.{report.status.value}")))
+    print(say("calib.result", args.lang, status=Message(f"check.{report.status.value}")))
     return 1 if report.failed else 0
 
 
@@ -251,12 +258,13 @@ def confirm(question: str, stdin: TextIO, out: TextIO) -> bool:
 def handle_thresholds(args: argparse.Namespace) -> int:
     detector = Detector(_model_dir(args.model, None))
     proposal = propose_thresholds(detector, args.good, args.bad, args.out, args.target_escape)
-    for line in proposal.lines():
+    for line in proposal.lines(args.lang):
         print(line)
-    if not args.yes and not confirm(f"Write thresholds to {args.out}?", sys.stdin, sys.stdout):
-        print(f"nothing written to {args.out}")
+    question = say("calib.thresholds.ask", args.lang, out=args.out)
+    if not args.yes and not confirm(question, sys.stdin, sys.stdout):
+        print(say("calib.thresholds.not_written", args.lang, out=args.out))
         return 1
     existed = args.out.exists()
     write_thresholds(args.out, proposal)
-    print(f"thresholds saved in {args.out}{_kept(args.out, existed)}")
+    print(say("calib.thresholds.saved", args.lang, out=args.out, kept=kept(args.out, existed)))
     return 0
