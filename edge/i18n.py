@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.i18n_calibration import CALIBRATION
 from edge.locale import FALLBACK, catalog, environment_language, language_from
+from edge.locale.calibration import CALIBRATION
 
 ENGLISH: dict[str, str] = {
     # verdicts and the verdict reason, re-rendered from a record's evidence codes (edge/records/explain.py)

@@ -14,7 +14,7 @@ from edge.errors import ErrorCode
 from edge.records.query import query
 from edge.robotlink import registers as reg
 from edge.robotlink.registers import StatusBit, VerdictCode, split_result_word
-from tests.line import lineside, make_station, running_line
+from tests.line import free_port, lineside, make_station, running_line
 
 pytestmark = pytest.mark.slow
 
@@ -175,3 +175,22 @@ def test_check_refuses_a_model_whose_checksum_does_not_match(tmp_path: Path) -> 
     proc = lineside("run", "--check", str(config))
     assert proc.returncode == 1
     assert "sha256" in proc.stderr and "refused" in proc.stderr
+
+
+def test_a_second_line_on_the_same_records_folder_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    import yaml
+
+    config, _ = make_station(tmp_path, "gd", takt_ms=50.0)
+    second = tmp_path / "second.yaml"
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    settings["robot_link"]["port"] = free_port()  # only the records folder is shared
+    second.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    with running_line(config) as line:
+        line.wait_for(lambda: len(line.part_lines()) >= 2, 60, "the first line's parts")
+        refused = lineside("run", str(second), "--max-parts", "1", timeout=60)
+        assert refused.returncode != 0
+        held = f"records.dir: {tmp_path / 'records'} is in use by another running line (pid "
+        assert held in refused.stderr
+        assert line.process.poll() is None  # the first line goes on
+    again = lineside("run", str(second), "--max-parts", "2", timeout=120)  # released at its stop
+    assert again.returncode == 0, again.stderr

@@ -24,6 +24,7 @@ from types import FrameType
 import zmq
 
 from edge.errors import LinesideError
+from edge.records.hold import hold_records_dir
 from edge.runtime.endpoints import Endpoints
 from edge.runtime.messages import Health, Heartbeat, LedgerEvent
 from edge.runtime.placement import Placement, plan, usable_cpus
@@ -239,6 +240,7 @@ class Supervisor:
     # -- main loop -----------------------------------------------------------------------------------
     def run(self) -> int:
         """Start everything, supervise until asked to stop, shut down; return the process exit code."""
+        held = hold_records_dir(self.config.records.dir)  # before anything starts: one line per folder
         self._install_signals()
         heartbeats: Receiver[Heartbeat] = Receiver(self.zmq, self.endpoints.heartbeats, Heartbeat, hwm=1000)
         health_out: Sender[Health] = Sender(
@@ -264,6 +266,7 @@ class Supervisor:
             self.zmq.term()
             if self._own_runtime_dir is not None:
                 shutil.rmtree(self._own_runtime_dir, ignore_errors=True)
+            held.close()
         return EXIT_FAULT if self._fault else EXIT_OK
 
     def _loop(
