@@ -108,13 +108,20 @@ def search_share(onnx_path: Path, frame: Frame, stage: MapStage, runs: int = 20)
         for _ in range(runs):
             session.run(None, {name: tensor})
         events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    return share_of_profile(events)
+
+
+def share_of_profile(events: list[dict[str, object]]) -> float | None:
+    """Kernel time in nodes named as the bank search over kernel time in all other nodes, from the events
+    of an onnxruntime profile (None when either side is empty)."""
     search = rest = 0.0
     for event in events:
         if event.get("cat") != "Node" or not str(event.get("name", "")).endswith("_kernel_time"):
             continue
         node = str(event["name"]).lower()
+        duration = float(str(event["dur"]))
         if any(marker in node for marker in SEARCH_MARKERS):
-            search += float(event["dur"])
+            search += duration
         else:
-            rest += float(event["dur"])
+            rest += duration
     return None if search == 0.0 or rest == 0.0 else search / rest
