@@ -199,27 +199,26 @@ async def build(server: Server, config: LinesideConfig, configuration_id: str) -
     id_types = _register_id_subtypes(mv)
     ns = await server.register_namespace(own_namespace(config.station.name))
     objects = server.nodes.objects
-    vision = await objects.add_object(
-        ua.NodeId("VisionSystem", ns),
-        ua.QualifiedName(config.station.name, ns),
-        objecttype=ua.NodeId(VISION_SYSTEM_TYPE, mv),
-        instantiate_optional=False,
+    vision = await _add_typed(
+        objects, ua.NodeId("VisionSystem", ns), (config.station.name, ns), VISION_SYSTEM_TYPE, mv
     )
     machine = await vision.get_child(f"{mv}:VisionStateMachine")
     current = await machine.get_child("0:CurrentState")
     current_id = await current.get_child("0:Id")
     recipes = await _recipes(server, vision, mv, ns, config, id_types=id_types)
-    management = await vision.add_object(
+    management = await _add_typed(
+        vision,
         ua.NodeId("VisionSystem.ResultManagement", ns),
-        ua.QualifiedName("ResultManagement", mv),
-        objecttype=ua.NodeId(RESULT_MANAGEMENT_TYPE, mv),
-        instantiate_optional=False,
+        ("ResultManagement", mv),
+        RESULT_MANAGEMENT_TYPE,
+        mv,
     )
-    results = await management.add_object(
+    results = await _add_typed(
+        management,
         ua.NodeId("VisionSystem.ResultManagement.Results", ns),
-        ua.QualifiedName("Results", mv),
-        objecttype=ua.NodeId(RESULT_FOLDER_TYPE, mv),
-        instantiate_optional=False,
+        ("Results", mv),
+        RESULT_FOLDER_TYPE,
+        mv,
     )
     await _refuse_control(server, vision)
     generators = await _generators(server, vision, mv)
@@ -242,6 +241,19 @@ async def build(server: Server, config: LinesideConfig, configuration_id: str) -
     return space
 
 
+async def _add_typed(
+    parent: Node, node_id: ua.NodeId, browse: tuple[str, int], type_id: int, mv: int
+) -> Node:
+    """An object of a Machine Vision type, without its optional children (added where served)."""
+    name, name_ns = browse
+    return await parent.add_object(
+        node_id,
+        ua.QualifiedName(name, name_ns),
+        objecttype=ua.NodeId(type_id, mv),
+        instantiate_optional=False,
+    )
+
+
 def _register_id_subtypes(mv: int) -> dict[str, type]:
     classes: dict[str, type] = {}
     for name, (datatype, encoding) in ID_SUBTYPES.items():
@@ -254,26 +266,29 @@ async def _recipes(
     server: Server, vision: Node, mv: int, ns: int, config: LinesideConfig, *, id_types: dict[str, type]
 ) -> dict[int, Node]:
     """RecipeManagement/Recipes: one RecipeType object per configured recipe, read only."""
-    management = await vision.add_object(
+    management = await _add_typed(
+        vision,
         ua.NodeId("VisionSystem.RecipeManagement", ns),
-        ua.QualifiedName("RecipeManagement", mv),
-        objecttype=ua.NodeId(RECIPE_MANAGEMENT_TYPE, mv),
-        instantiate_optional=False,
+        ("RecipeManagement", mv),
+        RECIPE_MANAGEMENT_TYPE,
+        mv,
     )
-    folder = await management.add_object(
+    folder = await _add_typed(
+        management,
         ua.NodeId("VisionSystem.RecipeManagement.Recipes", ns),
-        ua.QualifiedName("Recipes", mv),
-        objecttype=ua.NodeId(RECIPE_FOLDER_TYPE, mv),
-        instantiate_optional=False,
+        ("Recipes", mv),
+        RECIPE_FOLDER_TYPE,
+        mv,
     )
     now = datetime.now(timezone.utc)
     nodes: dict[int, Node] = {}
     for recipe in config.recipes:
-        node = await folder.add_object(
+        node = await _add_typed(
+            folder,
             ua.NodeId(f"VisionSystem.RecipeManagement.Recipes.{recipe.number}", ns),
-            ua.QualifiedName(f"Recipe_{recipe.number}", ns),
-            objecttype=ua.NodeId(RECIPE_TYPE, mv),
-            instantiate_optional=False,
+            (f"Recipe_{recipe.number}", ns),
+            RECIPE_TYPE,
+            mv,
         )
         await node.write_attribute(
             ua.AttributeIds.DisplayName, ua.DataValue(ua.Variant(ua.LocalizedText(recipe.name, "en")))
