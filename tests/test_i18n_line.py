@@ -141,10 +141,10 @@ def test_the_status_page_in_korean_in_a_real_browser(tmp_path: Path, korean_brow
         extra={"status": {"enabled": True, "port": http}, "station": {"language": "ko"}},
     )
     with running_line(config, "--max-parts", "400") as line:
-        line.wait_for(lambda: any("status page at" in text for text in line.stderr), 30, "the status page")
+        line.wait_for(lambda: any("status page at" in text for text in line.stderr), 90, "the status page")
         driver.get(f"http://127.0.0.1:{http}/")
-        _wait(lambda: _count(driver, "count-reject") >= 1, 30, "the first reject on the page")
-        _wait(lambda: driver.find_element(By.ID, "line-state").text == "준비 완료", 10, "the line READY")
+        _wait(lambda: _count(driver, "count-reject") >= 1, 90, "the first reject on the page")
+        _wait(lambda: driver.find_element(By.ID, "line-state").text == "준비 완료", 60, "the line READY")
         body = driver.find_element(By.TAG_NAME, "body").text
         assert driver.execute_script("return document.documentElement.lang") == "ko"
         words_seen = ("이번 근무조", "양품", "불량", "수율", "결함 종류별 불량", "판정", "작업 프로세스")
@@ -152,8 +152,8 @@ def test_the_status_page_in_korean_in_a_real_browser(tmp_path: Path, korean_brow
             assert words in body, words
         assert "This shift" not in body and "Rejects by class" not in body and "limits" not in body
         # The verdict and its reason, in Korean: re-rendered from the record's codes, not the line's English.
-        _wait(lambda: "불량: scratch" in driver.find_element(By.ID, "stream").text, 10, "a Korean reason")
-        _wait(lambda: "양품: 검사 영역에" in driver.find_element(By.ID, "stream").text, 10, "a Korean accept")
+        _wait(lambda: "불량: scratch" in driver.find_element(By.ID, "stream").text, 60, "a Korean reason")
+        _wait(lambda: "양품: 검사 영역에" in driver.find_element(By.ID, "stream").text, 60, "a Korean accept")
         assert driver.title == "lineside 상태"
         shot = tmp_path / "status-page-ko.png"
         assert driver.save_screenshot(str(shot))
@@ -244,7 +244,7 @@ def test_the_login_page_in_korean_to_a_plain_http_client(tmp_path: Path) -> None
 
     port = free_port()
     with running_line(_secured_station(tmp_path / "secured", port, "ko"), "--max-parts", "600") as line:
-        line.wait_for(lambda: any("status page at" in text for text in line.stderr), 30, "the status page")
+        line.wait_for(lambda: any("status page at" in text for text in line.stderr), 90, "the status page")
         status, _, body = _request(port, "/", {"Accept": "text/html"})
         page = body.decode("utf-8")
         assert status == 401 and 'id="login"' in page and '<html lang="ko">' in page
