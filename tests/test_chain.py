@@ -247,6 +247,7 @@ def test_the_status_page_frame_draws_the_kept_heat_map_and_each_stage(tmp_path: 
     picture = cv2.imdecode(np.frombuffer(rendered[1], np.uint8), cv2.IMREAD_COLOR)
     assert picture is not None
     hot, cold = picture[60:100, 500:580], picture[380:460, 60:140]
+
     def redness(patch: np.ndarray) -> float:
         return float(patch[..., 2].mean() - patch[..., 0].mean())
 
