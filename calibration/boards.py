@@ -14,15 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import LinesideError
+from calibration.errors import InputError
+from edge.i18n import Message, render
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_ARUCO_DICT = "DICT_4X4_50"
 MIN_CHARUCO_CORNERS = 6
-SPEC_FORMS = (
-    "chessboard:COLSxROWS:SQUAREmm (inner corners), charuco:SQUARESXxSQUARESY:SQUAREmm:MARKERmm:DICT"
-    " or aruco:ID:SIZEmm[:DICT]"
-)
+SPEC_FORMS = Message("calib.input.spec_forms")  # the accepted forms, said after a bad spec
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 40, 0.001)
 
 
@@ -82,15 +80,23 @@ class BoardView:
         return int(x0), int(y0), int(x1), int(y1)
 
 
+class _FieldError(ValueError):
+    """What is wrong with one field of a spec, as a message (Python's own ValueErrors are said as is)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(render(message, "en"))
+        self.message = message
+
+
 def parse_target(spec: str) -> Target:
-    """The target a spec names; one-line LinesideError naming the spec and the accepted forms."""
+    """The target a spec names; one-line InputError naming the spec and the accepted forms."""
     kind, _, rest = spec.strip().partition(":")
     fields = rest.split(":") if rest else []
     try:
         if kind == "chessboard" and len(fields) == 2:
             cols, rows = _grid(fields[0])
             if min(cols, rows) < 3:
-                raise ValueError("a chessboard needs at least 3x3 inner corners")
+                raise _FieldError(Message("calib.input.min_chessboard"))
             return Chessboard(cols, rows, _mm(fields[1]))
         if kind == "charuco" and len(fields) == 4:
             return _charuco(fields)
@@ -98,24 +104,28 @@ def parse_target(spec: str) -> Target:
             dictionary = _dictionary(fields[2]) if len(fields) == 3 else DEFAULT_ARUCO_DICT
             marker_id = int(fields[0])
             if not 0 <= marker_id < _dictionary_size(dictionary):
-                raise ValueError(f"id {marker_id} is not in {dictionary}")
+                raise _FieldError(
+                    Message("calib.input.not_in_dictionary", {"id": marker_id, "dictionary": dictionary})
+                )
             return ArucoMarker(marker_id, _mm(fields[1]), dictionary)
     except ValueError as exc:
-        raise LinesideError(f"target {spec!r}: {exc}; expected {SPEC_FORMS}") from None
-    raise LinesideError(f"target {spec!r}: expected {SPEC_FORMS}")
+        problem = exc.message if isinstance(exc, _FieldError) else str(exc)
+        said = {"spec": repr(spec), "problem": problem, "forms": SPEC_FORMS}
+        raise InputError(Message("calib.input.target_problem", said)) from None
+    raise InputError(Message("calib.input.target", {"spec": repr(spec), "forms": SPEC_FORMS}))
 
 
 def _grid(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"(\d+)x(\d+)", text.strip().lower())
     if match is None:
-        raise ValueError(f"{text!r} is not COLSxROWS")
+        raise _FieldError(Message("calib.input.not_grid", {"text": repr(text)}))
     return int(match.group(1)), int(match.group(2))
 
 
 def _mm(text: str) -> float:
     value = float(text.strip().lower().removesuffix("mm"))
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"size {text!r} must be a positive number of mm")
+        raise _FieldError(Message("calib.input.not_positive_mm", {"text": repr(text)}))
     return value
 
 
@@ -123,7 +133,7 @@ def _dictionary(name: str) -> str:
     full = name.strip().upper()
     full = full if full.startswith("DICT_") else f"DICT_{full}"
     if not isinstance(getattr(cv2.aruco, full, None), int):
-        raise ValueError(f"unknown ArUco dictionary {name!r} (e.g. DICT_4X4_50, DICT_5X5_100)")
+        raise _FieldError(Message("calib.input.unknown_dictionary", {"name": repr(name)}))
     return full
 
 
@@ -135,11 +145,12 @@ def _charuco(fields: list[str]) -> Charuco:
     squares_x, squares_y = _grid(fields[0])
     square, marker, dictionary = _mm(fields[1]), _mm(fields[2]), _dictionary(fields[3])
     if min(squares_x, squares_y) < 3:
-        raise ValueError("a ChArUco board needs at least 3x3 squares")
+        raise _FieldError(Message("calib.input.min_charuco"))
     if marker >= square:
-        raise ValueError(f"marker {marker:g}mm must be smaller than the square {square:g}mm")
+        raise _FieldError(Message("calib.input.marker_too_big", {"marker": marker, "square": square}))
     if _dictionary_size(dictionary) < squares_x * squares_y // 2:
-        raise ValueError(f"{dictionary} has too few markers for {squares_x}x{squares_y} squares")
+        few = {"dictionary": dictionary, "x": squares_x, "y": squares_y}
+        raise _FieldError(Message("calib.input.few_markers", few))
     return Charuco(squares_x, squares_y, square, marker, dictionary)
 
 
@@ -200,22 +211,23 @@ def _find_marker(marker: ArucoMarker, gray: np.ndarray) -> BoardView | None:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    """An image file as 8-bit grayscale; one-line LinesideError when missing or not an image."""
+    """An image file as 8-bit grayscale; one-line InputError when missing or not an image."""
     if not path.is_file():
-        raise LinesideError(f"{path}: no such image file")
+        raise InputError(Message("calib.input.no_image", {"path": path}))
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise LinesideError(f"{path}: not a readable image")
+        raise InputError(Message("calib.input.unreadable_image", {"path": path}))
     return np.asarray(image)
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The image files in a folder, sorted by name; LinesideError when there are none."""
+    """The image files in a folder, sorted by name; InputError when there are none."""
     if not folder.is_dir():
-        raise LinesideError(f"{folder}: no such folder")
+        raise InputError(Message("calib.input.no_folder", {"path": folder}))
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not images:
-        raise LinesideError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        suffixes = ", ".join(IMAGE_SUFFIXES)
+        raise InputError(Message("calib.input.no_images", {"path": folder, "suffixes": suffixes}))
     return images
 
 

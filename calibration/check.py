@@ -16,9 +16,11 @@ from pathlib import Path
 import cv2
 from pydantic import ValidationError
 
+from calibration.errors import InputError
 from calibration.frames import Image, camera_of
 from edge.atomic import atomic_write_bytes
 from edge.errors import LinesideError
+from edge.i18n import Message
 from edge.station.calibfile import load_calibration, update_calibration
 from edge.station.calibsections import CheckLimits, ReferenceSection
 from edge.station.check import (
@@ -42,14 +44,15 @@ def parse_limits(pairs: Sequence[str], base: CheckLimits) -> CheckLimits:
         name, sep, value = pair.partition("=")
         if not sep or name not in CheckLimits.model_fields:
             known = ", ".join(CheckLimits.model_fields)
-            raise LinesideError(f"--limit {pair!r}: expected NAME=VALUE with NAME one of {known}")
+            raise InputError(Message("calib.input.limit_name", {"pair": repr(pair), "known": known}))
         updates[name] = value
     try:
         return CheckLimits.model_validate({**base.model_dump(), **updates})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "limits"
-        raise LinesideError(f"--limit {where}: {first['msg']}") from None
+        said = {"where": where, "error": first["msg"]}  # pydantic's words, as it said them
+        raise InputError(Message("calib.input.limit_value", said)) from None
 
 
 def set_reference(
@@ -64,20 +67,21 @@ def set_reference(
     if calibration_path.exists():
         made_for = load_calibration(calibration_path).camera
         if made_for != camera:  # refuse before writing the PNG, not after
-            raise LinesideError(
-                f"{calibration_path}: made for {made_for.width}x{made_for.height} frames, this one is "
-                f"{camera.width}x{camera.height}: start a new calibration file"
-            )
+            sizes = {
+                "width": made_for.width,
+                "height": made_for.height,
+                "cw": camera.width,
+                "ch": camera.height,
+            }
+            raise InputError(Message("calib.input.reference_size", {"path": calibration_path, **sizes}))
     grey = to_grey(image, "reference")
     keypoints, _ = orb_features(grey)
     if len(keypoints) < 2 * limits.min_matches:
-        raise LinesideError(
-            f"reference frame has only {len(keypoints)} features (need {2 * limits.min_matches}): "
-            "put the part or fixture in view, lit and in focus"
-        )
+        found = {"found": len(keypoints), "need": 2 * limits.min_matches}
+        raise InputError(Message("calib.input.reference_features", found))
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
-        raise LinesideError("reference frame: OpenCV could not encode it as PNG")
+        raise InputError(Message("calib.input.reference_encoding"))
     data = encoded.tobytes()
     digest = hashlib.sha256(data).hexdigest()
     name = f"{calibration_path.stem}.reference-{digest[:12]}.png"
@@ -118,7 +122,7 @@ def check_frames(
 ) -> CheckReport:
     """Every frame graded; per item, the worst frame's result (a bump in any frame shows)."""
     if not frames:
-        raise LinesideError("no frames to check")
+        raise InputError(Message("calib.input.no_frames"))
     worst: dict[str, CheckItem] = {}
     for origin, image in frames:
         for item in reference.check(image, limits, origin).items:

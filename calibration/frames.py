@@ -1,6 +1,6 @@
 """Frames for the calibration commands: image files, image folders, a station's own source, PNG output.
 
-Everything that cannot be read is a one-line LinesideError naming the file; nothing is skipped quietly.
+Everything that cannot be read is a one-line error naming the file; nothing is skipped quietly.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from calibration.errors import InputError
 from edge.atomic import atomic_write_bytes
-from edge.errors import LinesideError
+from edge.i18n import Message
 from edge.sources.config import SourceConfig
 from edge.sources.imagecheck import read_image_file
 from edge.sources.opener import open_source
@@ -28,7 +29,7 @@ Image = npt.NDArray[np.uint8]
 def read_image(path: Path) -> Image:
     """One image file as HxWx3 BGR, size-checked from its header before decoding."""
     if not path.is_file():
-        raise LinesideError(f"{path}: no such image file")
+        raise InputError(Message("calib.input.no_image", {"path": path}))
     return read_image_file(path, SourceConfig(kind="folder", path=path.parent))
 
 
@@ -51,12 +52,13 @@ def camera_of(image: Image) -> CameraFrame:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The image files in `folder` (and below), in name order; LinesideError if missing or empty."""
+    """The image files in `folder` (and below), in name order; InputError if missing or empty."""
     if not folder.is_dir():
-        raise LinesideError(f"{folder}: no such folder")
+        raise InputError(Message("calib.input.no_folder", {"path": folder}))
     images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not images:
-        raise LinesideError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise InputError(Message("calib.input.no_images", {"path": folder, "suffixes": suffixes}))
     return images
 
 
@@ -67,7 +69,7 @@ def grab_frames(config_path: Path, count: int) -> list[tuple[str, Image]]:
     time is an error, not fewer frames.
     """
     if count < 1:
-        raise LinesideError(f"--frames: must be at least 1, got {count}")
+        raise InputError(Message("calib.input.frames_count", {"count": count}))
     source_cfg = load_config(config_path).source
     timeout_s = source_cfg.open_timeout_s + source_cfg.read_timeout_s
     source = open_source(source_cfg)
@@ -84,8 +86,8 @@ def grab_frames(config_path: Path, count: int) -> list[tuple[str, Image]]:
 def write_png(path: Path, image: Image) -> Path:
     """Write a PNG atomically (a reader never sees half of it)."""
     if path.suffix.lower() != ".png":
-        raise LinesideError(f"{path}: output image must be a .png file")
+        raise InputError(Message("calib.input.not_png", {"path": path}))
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
-        raise LinesideError(f"{path}: OpenCV could not encode the image as PNG")
+        raise InputError(Message("calib.input.png_encoding", {"path": path}))
     return atomic_write_bytes(path, encoded.tobytes())

@@ -24,8 +24,8 @@ from calibration.boards import (
     read_gray,
     sharpness,
 )
+from calibration.errors import InputError
 from calibration.refusal import RefusalError
-from edge.errors import LinesideError
 from edge.i18n import Message
 from edge.station.calibfile import IntrinsicsSection
 
@@ -85,11 +85,9 @@ def calibrate_intrinsics(
     min_sharpness: float = DEFAULT_MIN_SHARPNESS,
     fix_k3: bool = True,
 ) -> IntrinsicsResult:
-    """Calibrate from image files; LinesideError (one line) when the set is unusable."""
+    """Calibrate from image files; InputError or RefusalError (one line) when the set is unusable."""
     if isinstance(target, ArucoMarker):
-        raise LinesideError(
-            f"{board_spec}: one marker is too few points for intrinsics; use a chessboard or charuco"
-        )
+        raise InputError(Message("calib.input.marker_intrinsics", {"spec": board_spec}))
     size, reports, found = _collect_views(images, target, min_sharpness)
     if len(found) < MIN_VIEWS:
         raise RefusalError(_too_few_message(target.describe(), reports, len(found)))
@@ -101,7 +99,8 @@ def calibrate_intrinsics(
             object_points, image_points, size, None, None, flags=flags
         )
     except cv2.error as exc:
-        raise LinesideError(f"calibration failed: {str(exc).strip().splitlines()[-1]}") from None
+        opencv = str(exc).strip().splitlines()[-1]  # OpenCV's own words, as it said them
+        raise InputError(Message("calib.input.opencv_failed", {"error": opencv})) from None
     if not (
         np.all(np.isfinite(matrix))
         and np.all(np.isfinite(distortion))
@@ -136,9 +135,8 @@ def _collect_views(
         if size is None:
             size = image_size
         elif image_size != size:
-            raise LinesideError(
-                f"{path}: {image_size[0]}x{image_size[1]}, the others are {size[0]}x{size[1]}"
-            )
+            sizes = {"path": path, "width": image_size[0], "height": image_size[1]}
+            raise InputError(Message("calib.input.other_size", {**sizes, "w0": size[0], "h0": size[1]}))
         view = find_target(target, gray)
         score = sharpness(gray, view.box() if view is not None else None)
         if view is None:
@@ -151,7 +149,7 @@ def _collect_views(
             reports.append(ViewResult(path, score))
             found[index] = view
     if size is None:
-        raise LinesideError("no images given")
+        raise InputError(Message("calib.input.no_images_given"))
     return size, reports, found
 
 

@@ -3,16 +3,8 @@ kept as a catalog message so that `lineside calibrate --lang` says it in Korean 
 
 from __future__ import annotations
 
-from edge.errors import LinesideError
-from edge.i18n import Message, render
+from calibration.errors import SaidError
 
 
-class RefusalError(LinesideError):
-    """A LinesideError whose text is a message: str() is its English, `said(lang)` its words in `lang`."""
-
-    def __init__(self, message: Message) -> None:
-        super().__init__(render(message, "en"))
-        self.message = message
-
-    def said(self, lang: str | None) -> str:
-        return render(self.message, lang)
+class RefusalError(SaidError):
+    """The views cannot give a trustworthy result; the message says what to retake."""

@@ -13,7 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.errors import LinesideError
+from calibration.errors import InputError
+from edge.i18n import Message
 from edge.station.calibfile import RobotSection
 
 MIN_PAIRS = 4
@@ -47,9 +48,9 @@ def read_pairs(path: Path) -> np.ndarray:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise LinesideError(f"{path}: no such pairs file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LinesideError(f"{path}: unreadable pairs file ({exc})") from None
+        raise InputError(Message("calib.input.no_pairs_file", {"path": path})) from None
+    except (OSError, UnicodeDecodeError) as exc:  # the OS's or the codec's own words, as they said them
+        raise InputError(Message("calib.input.unreadable_pairs", {"path": path, "error": str(exc)})) from None
     rows: list[list[float]] = []
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
@@ -61,9 +62,11 @@ def read_pairs(path: Path) -> np.ndarray:
         except ValueError:
             if not rows and number == _first_content_line(lines):
                 continue  # a header such as "px,py,rx,ry"
-            raise LinesideError(f"{path}:{number}: expected numbers px,py,rx,ry, got {text!r}") from None
+            where = {"path": path, "line": number, "text": repr(text)}
+            raise InputError(Message("calib.input.pairs_not_numbers", where)) from None
         if len(values) != 4 or not np.all(np.isfinite(values)):
-            raise LinesideError(f"{path}:{number}: expected 4 finite numbers px,py,rx,ry, got {text!r}")
+            where = {"path": path, "line": number, "text": repr(text)}
+            raise InputError(Message("calib.input.pairs_not_four", where))
         rows.append(values)
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
 
@@ -73,18 +76,17 @@ def _first_content_line(lines: list[str]) -> int:
 
 
 def fit_robot_plane(pairs: np.ndarray, origin: str) -> RobotFit:
-    """Least-squares homography (no RANSAC: every pair counts); LinesideError if too few or degenerate."""
+    """Least-squares homography (no RANSAC: every pair counts); InputError if too few or degenerate."""
     if len(pairs) < MIN_PAIRS:
-        raise LinesideError(f"{origin}: {len(pairs)} point pairs, need at least {MIN_PAIRS}")
+        few = {"origin": origin, "pairs": len(pairs), "need": MIN_PAIRS}
+        raise InputError(Message("calib.input.few_pairs", few))
     pixels, robot = pairs[:, :2], pairs[:, 2:]
-    for name, points in (("pixel", pixels), ("robot", robot)):
+    for which, points in (("calib.input.pixel_points", pixels), ("calib.input.robot_points", robot)):
         if _collinear(points):
-            raise LinesideError(
-                f"{origin}: the {name} points lie (nearly) on one line; spread them over the working area"
-            )
+            raise InputError(Message("calib.input.collinear", {"origin": origin, "which": Message(which)}))
     homography, _ = cv2.findHomography(pixels, robot, 0)
     if homography is None or not np.all(np.isfinite(homography)):
-        raise LinesideError(f"{origin}: the pairs give no homography (degenerate points)")
+        raise InputError(Message("calib.input.no_homography", {"origin": origin}))
     mapped = cv2.perspectiveTransform(pixels.reshape(-1, 1, 2), homography).reshape(-1, 2)
     residuals = np.linalg.norm(mapped - robot, axis=1)
     return RobotFit(homography / homography[2, 2], pairs, residuals)

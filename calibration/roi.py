@@ -11,9 +11,11 @@ import cv2
 import numpy as np
 from pydantic import ValidationError
 
+from calibration.errors import InputError
 from calibration.frames import Image, camera_of
 from edge.errors import LinesideError
 from edge.geometry import Scale
+from edge.i18n import Message, render
 from edge.judge.rules import RoiConfig
 from edge.station.calibfile import CalibrationFile, update_calibration
 from edge.station.calibsections import StationRoi
@@ -26,21 +28,22 @@ def _numbers(text: str, option: str) -> list[float]:
     try:
         return [float(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
-        raise LinesideError(f"{option} {text!r}: expected numbers separated by commas") from None
+        raise InputError(Message("calib.input.not_numbers", {"option": option, "text": repr(text)})) from None
 
 
 def _roi(option: str, **shape: object) -> RoiConfig:
     try:
         return RoiConfig.model_validate(shape)
     except ValidationError as exc:
-        raise LinesideError(f"{option}: {exc.errors()[0]['msg']}") from None
+        said = {"option": option, "error": exc.errors()[0]["msg"]}  # pydantic's words, as it said them
+        raise InputError(Message("calib.input.roi_invalid", said)) from None
 
 
 def parse_rect(text: str) -> RoiConfig:
     """'x,y,w,h' in frame pixels (top-left origin)."""
     values = _numbers(text, "--rect")
     if len(values) != 4:
-        raise LinesideError(f"--rect {text!r}: expected x,y,w,h (4 numbers), got {len(values)}")
+        raise InputError(Message("calib.input.rect_count", {"text": repr(text), "count": len(values)}))
     return _roi("--rect", rect=tuple(values))
 
 
@@ -48,7 +51,7 @@ def parse_polygon(text: str) -> RoiConfig:
     """'x1,y1,x2,y2,x3,y3,...' corners in order, frame pixels."""
     values = _numbers(text, "--polygon")
     if len(values) < 6 or len(values) % 2:
-        raise LinesideError(f"--polygon {text!r}: expected x1,y1,x2,y2,... (3 or more corners)")
+        raise InputError(Message("calib.input.polygon_count", {"text": repr(text)}))
     return _roi("--polygon", polygon=list(zip(values[0::2], values[1::2], strict=True)))
 
 
@@ -62,17 +65,26 @@ def roi_corners(roi: RoiConfig, width: int, height: int) -> list[tuple[float, fl
     return [(0.0, 0.0), (float(width), 0.0), (float(width), float(height)), (0.0, float(height))]
 
 
-def describe_roi(roi: RoiConfig, scale: Scale | None) -> str:
-    """e.g. 'rect at (40,30) 200x150 px = 20.0x15.0 mm' or 'polygon of 5 corners, 200x150 px box, ...'."""
+def roi_message(roi: RoiConfig, scale: Scale | None) -> Message:
+    """The region in words: 'rect at (40,30) 200x150 px = 20.0x15.0 mm' or 'polygon of 5 corners, bounding
+    box at ...' in English; said in the technician's language."""
     if roi.rect is None and roi.polygon is None:
-        return "the whole frame"
+        return Message("calib.roi.whole")
     corners = np.array(roi_corners(roi, 0, 0), dtype=np.float64)
     x0, y0 = corners.min(axis=0)
     w, h = corners.max(axis=0) - corners.min(axis=0)
-    mm = f" = {scale.to_mm(w):.1f}x{scale.to_mm(h):.1f} mm" if scale is not None else ""
+    mm: Message | str = ""
+    if scale is not None:
+        mm = Message("calib.roi.mm", {"w": scale.to_mm(w), "h": scale.to_mm(h)})
+    box = {"x": x0, "y": y0, "w": w, "h": h, "mm": mm}
     if roi.rect is not None:
-        return f"rect at ({x0:g},{y0:g}) {w:g}x{h:g} px{mm}"
-    return f"polygon of {len(corners)} corners, bounding box at ({x0:g},{y0:g}) {w:g}x{h:g} px{mm}"
+        return Message("calib.roi.rect", box)
+    return Message("calib.roi.polygon", {"corners": len(corners), **box})
+
+
+def describe_roi(roi: RoiConfig, scale: Scale | None) -> str:
+    """The region in English, as the picture's label says it (OpenCV's stroke font has no Hangul)."""
+    return render(roi_message(roi, scale), "en")
 
 
 def draw_roi(image: Image, roi: RoiConfig, scale: Scale | None) -> Image:
@@ -113,6 +125,11 @@ def save_roi(
     and a file made for another frame size.
     """
     camera = camera_of(frame)
-    roi.check_within(camera.width, camera.height)
+    try:
+        roi.check_within(camera.width, camera.height)
+    except LinesideError:  # the runtime's own check; said here in the technician's words
+        name = f"roi.rect {list(roi.rect)}" if roi.rect is not None else "roi.polygon"
+        outside = {"name": name, "width": camera.width, "height": camera.height}
+        raise InputError(Message("calib.input.roi_outside", outside)) from None
     stored = StationRoi(rect=roi.rect, polygon=roi.polygon, intrinsics_id=intrinsics_id)
     return update_calibration(calibration_path, camera, roi=stored)

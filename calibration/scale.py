@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 
 from calibration.boards import Target, approximate_camera, find_target, plane_tilt_deg
-from edge.errors import LinesideError
+from calibration.errors import InputError
 from edge.geometry import Scale
+from edge.i18n import Message
 from edge.station.calibfile import CalibrationFile, ScaleSection
 from edge.station.undistort import Undistorter
 
@@ -59,12 +60,12 @@ def measure_scale(
         gray = undistorter.apply(gray)
     view = find_target(target, gray)
     if view is None:
-        raise LinesideError(
-            f"{origin}: {target.describe()} not found (wrong spec or size, or not wholly in view?)"
+        raise InputError(
+            Message("calib.input.target_not_found", {"origin": origin, "target": target.describe()})
         )
     image_to_plane, _ = cv2.findHomography(view.image_points, view.object_points[:, :2], 0)
     if image_to_plane is None:
-        raise LinesideError(f"{origin}: the target's corners give no plane (degenerate view)")
+        raise InputError(Message("calib.input.degenerate_target", {"origin": origin}))
     local = np.array([local_scale(image_to_plane, x, y) for x, y in view.image_points])
     centre = view.image_points.mean(axis=0)
     at_target = local_scale(image_to_plane, float(centre[0]), float(centre[1]))
@@ -113,7 +114,7 @@ def frame_aligned(image_to_plane: np.ndarray, width: int, height: int, origin: s
     corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], dtype=np.float64)
     w = corners @ image_to_plane[2]
     if not (np.all(w > 0) or np.all(w < 0)):
-        raise LinesideError(f"{origin}: the plane is tilted so far that its horizon is in view")
+        raise InputError(Message("calib.input.horizon", {"origin": origin}))
     cx, cy = width / 2, height / 2
     step = 1.0
     jacobian = np.column_stack(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.errors import InputError
 from calibration.frames import camera_of, list_images, load_if_present, read_image, runtime_frame
-from edge.errors import LinesideError
 from edge.i18n import Message, say
 from edge.judge.detector.detector import Detector
 from edge.judge.rules import RoiConfig
@@ -124,10 +124,8 @@ def score_folder(
         if camera is None:
             camera = size
         elif size != camera:
-            raise LinesideError(
-                f"{path}: {size.width}x{size.height}, but the station's frames are "
-                f"{camera.width}x{camera.height}"
-            )
+            sizes = {"width": size.width, "height": size.height, "cw": camera.width, "ch": camera.height}
+            raise InputError(Message("calib.input.station_size", {"path": path, **sizes}))
         image = runtime_frame(calibration, image, str(path))
         detections = detector.detect(image, conf_floor=LOWEST).detections
         centres = np.array([d.centre for d in detections], dtype=np.float64).reshape(-1, 2)
@@ -135,7 +133,7 @@ def score_folder(
         name = f"{folder.name}/{path.relative_to(folder).as_posix()}"
         parts.append(ScoredPart.from_detections(name, defective, inside))
     if camera is None:  # list_images refuses an empty folder; this keeps mypy and readers sure
-        raise LinesideError(f"{folder}: no images")
+        raise InputError(Message("calib.input.folder_empty", {"path": folder}))
     return parts, camera
 
 
@@ -144,7 +142,7 @@ def propose_thresholds(
 ) -> Proposal:
     """Score both folders (with the calibration's ROI and frame size, if the file exists) and choose."""
     if not 0.0 <= target_escape <= 1.0:
-        raise LinesideError(f"--target-escape {target_escape}: must be between 0 and 1")
+        raise InputError(Message("calib.input.target_escape", {"value": target_escape}))
     existing = load_if_present(calibration_path)
     camera = existing.camera if existing else None
     good, camera = score_folder(detector, good_dir, False, existing, camera)

@@ -13,6 +13,8 @@ from typing import Any
 
 from edge.locale import FALLBACK, catalog, environment_language, language_from
 from edge.locale.calibration import CALIBRATION
+from edge.locale.help import HELP
+from edge.locale.line import LINE
 
 ENGLISH: dict[str, str] = {
     # verdicts and the verdict reason, re-rendered from a record's evidence codes (edge/records/explain.py)
@@ -111,6 +113,26 @@ ENGLISH: dict[str, str] = {
     "page.alarms_unknown": "not running",
     "page.alarms_learning": "learning, {n} parts to go",
     "page.alarms_none": "none",
+    "page.ack": "Acknowledge",
+    "page.ack_done": "acknowledged: {charts}",
+    "page.ack_nothing": "nothing was in alarm",
+    "page.ack_pending": "sent, not confirmed yet",
+    "page.ack_failed": "not acknowledged ({code})",
+    "page.ack_last": "acknowledged at {time} by {who}: {charts}",
+    # who acknowledged line alarms (the page's `t("ack.source." + source)`, records, `lineside alarms ack`)
+    "ack.source.robot": "the robot",
+    "ack.source.page": "the status page",
+    "ack.source.cli": "the command line",
+    "ack.who": "{source} ({user})",
+    # `lineside alarms ack` (lineside/commands/alarms.py)
+    "alarms.ack_done": "Acknowledged: {charts}.",
+    "alarms.ack_nothing": "Nothing to acknowledge: no line alarm was in force.",
+    "alarms.ack_nothing_named": "Nothing to acknowledge: {charts} not in alarm.",
+    "alarms.ack_pending": (
+        "Sent to the line, not confirmed within {seconds:g} s: see lineside records alarms."
+    ),
+    "alarms.still_active": "Still in alarm: {charts}.",
+    "alarms.every_class": "every class's rate",
     "page.col_time": "time",
     "page.col_chart": "chart",
     "page.col_rule": "rule",
@@ -270,6 +292,9 @@ ENGLISH: dict[str, str] = {
     "summary.alarm_active": "still active (latched until the process returns or it is acknowledged)",
     "summary.alarm_returned": "no longer active (the process returned)",
     "summary.alarm_unknown": "whether it is still active cannot be told from the records",
+    "summary.alarm_acknowledged": "acknowledged at {time} by {who}",
+    "summary.acks_head": "Acknowledgements of line alarms: {count}:",
+    "summary.ack": "{time}: {charts}, by {who}.",
     "trend.rising": "rising",
     "trend.falling": "falling",
     "trend.steady": "steady",
@@ -304,6 +329,8 @@ ENGLISH: dict[str, str] = {
         "Image drift: no kept image to measure (records keep rejects, near-threshold parts and the sampled "
         "accepts; set records.accept_sample_rate to chart every part's frame)."
     ),
+    "spc.acks": "{count} acknowledgement(s):",
+    "spc.ack": "acknowledged at {time} by {who}: {charts}.",
     "spc.few_images": (
         "Image drift: {images} kept images, fewer than the {baseline} its baseline needs: not charted."
     ),
@@ -327,6 +354,8 @@ ENGLISH: dict[str, str] = {
     "spc.direction.rising": "rising",
     "spc.direction.falling": "falling",
     **CALIBRATION,
+    **HELP,  # the command line's --help texts and argparse's own words (edge/locale/help.py)
+    **LINE,
 }
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
 
+from edge.i18n import say
+from edge.locale import environment_language
 from lineside import __version__
+from lineside.parser import LinesideParser, help_language, parser_class
 
-# Explicit registry: command name -> module whose register(subparsers) adds its parser and handler.
+# Explicit registry: command name -> module whose register(subparsers, lang) adds its parser and handler,
+# its help texts in `lang`.
 COMMANDS = {
     "run": "lineside.commands.run",
     "inspect": "lineside.commands.inspect",
     "records": "lineside.commands.records",
+    "alarms": "lineside.commands.alarms",
     "robot-sim": "lineside.commands.robotsim",
     "calibrate": "lineside.commands.calibrate",
     "bench": "lineside.commands.bench",
@@ -39,31 +43,37 @@ def chosen_command(argv: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with `only`, just that command's module is imported, so `lineside run` (the
-    supervisor, alive for months) does not carry the detector, calibration or benchmark code."""
+def build_parser(only: str | None = None, language: str | None = None) -> LinesideParser:
+    """The parser, its help in `language` (None: the locale's); with `only`, just that command's module is
+    imported, so `lineside run` (the supervisor, alive for months) does not carry the detector, calibration
+    or benchmark code."""
     import importlib
 
-    parser = argparse.ArgumentParser(
-        prog="lineside",
-        description="lineside: an edge visual-inspection appliance (ONNX detector, Modbus TCP robot link).",
-    )
-    parser.add_argument("--version", action="version", version=f"lineside {__version__}")
+    lang = environment_language() if language is None else language
+    parser = parser_class(lang)(prog="lineside", description=say("help.lineside.about", lang))
+    version = say("argparse.version", lang)
+    parser.add_argument("--version", action="version", version=f"lineside {__version__}", help=version)
     parser.add_argument(
-        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity"
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help=say("help.lineside.log_level", lang),
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         if only is None or name == only:
-            importlib.import_module(module_name).register(subparsers)
+            importlib.import_module(module_name).register(subparsers, lang)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(only=chosen_command(arguments))
-    argv = arguments
-    args = parser.parse_args(argv)
+    only = chosen_command(arguments)
+    parser = build_parser(only)
+    language = help_language(parser, arguments)
+    if language != parser.language:  # `--lang` given to a command that takes it
+        parser = build_parser(only, language)
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2

@@ -44,7 +44,7 @@ def station(tmp_path: Path, scene: np.ndarray) -> Path:
 def run_cli(*argv: str | Path) -> int:
     """Parse and run like `lineside calibrate ...` does, in this process."""
     parser = argparse.ArgumentParser(prog="lineside calibrate")
-    register_station_commands(parser.add_subparsers(dest="command", required=True))
+    register_station_commands(parser.add_subparsers(dest="command", required=True), "en")
     args = parser.parse_args([str(a) for a in argv])
     code: int = args.handler(args)
     return code

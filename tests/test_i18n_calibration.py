@@ -135,7 +135,7 @@ def test_roi_show_and_reference_lines_in_korean(
         rooms, ["roi", "--image", frame, "--rect", "40,30,560,420", "--out", "station.json"]
     )
     assert english.startswith("ROI rect at (40,30) 560x420 px saved in station.json")
-    assert korean.startswith("검사 영역 rect at (40,30) 560x420 px 저장: station.json")
+    assert korean.startswith("검사 영역 사각형, 왼쪽 위 (40,30), 560x420 px 저장: station.json")
     assert f"{frame}에 그림: " in korean
     assert numbers(korean) == numbers(english)
     reference = ["check", "--calibration", "station.json", "--set-reference", "--image", frame]
@@ -165,6 +165,7 @@ def test_thresholds_proposal_and_question_in_korean(tmp_path: Path, golden: tupl
     assert "양품 샘플 5개, 불량 샘플 4개:" in korean.stdout and "양품 최고 점수 " in korean.stdout
     assert "  미검출   0.0%  (불량 4개 중 0개를 양품으로 판정)" in korean.stdout
     assert "  과검출  0.0%  (양품 5개 중 0개를 불량으로 판정)" in korean.stdout
-    assert f"{out}에 임계값을 기록할까요? [y/N]" in korean.stdout
+    assert f"{out}에 임계값을 기록할까요? [예(y)/아니요(N)]" in korean.stdout
+    assert f"Write thresholds to {out}? [y/N] " in english.stdout
     assert f"{out}에 아무것도 기록하지 않음" in korean.stdout
     assert numbers(korean.stdout) == numbers(english.stdout)

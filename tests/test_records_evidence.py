@@ -18,7 +18,7 @@ from edge.judge.inspection import Verdict
 from edge.records.images import crop_files, heat_relpath
 from edge.records.model import InspectionRecord
 from edge.records.query import query
-from edge.records.schema import DB_FILE, SCHEMA_VERSION
+from edge.records.schema import ALARMS_DDL, DB_FILE, SCHEMA_VERSION
 from edge.records.store import RecordStore
 from lineside.commands.records_show import show_record
 from tests.test_records import config, frame, record
@@ -71,7 +71,8 @@ def _with(stored: InspectionRecord, evidence: dict[str, Any]) -> InspectionRecor
 
 
 def _old_database(records_dir: Path, version: int, rows: int) -> None:
-    """A database as schema `version` (1, 2 or 3) left it, with `rows` records, the first with its image."""
+    """A database as schema `version` (1 to 4) left it, with `rows` records, the first with its image (and at
+    version 4, one line alarm)."""
     (records_dir / "images" / "2024-05-01").mkdir(parents=True)
     conn = sqlite3.connect(records_dir / DB_FILE)
     stages = "\n    stages TEXT NOT NULL DEFAULT '[]',"
@@ -79,6 +80,7 @@ def _old_database(records_dir: Path, version: int, rows: int) -> None:
         1: V2_DDL.replace(stages, ""),
         2: V2_DDL,
         3: V2_DDL.replace(stages, stages + "\n    evidence TEXT NOT NULL DEFAULT '{}',"),
+        4: V2_DDL.replace(stages, stages + "\n    evidence TEXT NOT NULL DEFAULT '{}',") + ALARMS_DDL,
     }[version]
     conn.executescript(ddl)
     for seq in range(1, rows + 1):
@@ -99,12 +101,18 @@ def _old_database(records_dir: Path, version: int, rows: int) -> None:
         )
         if image:
             (records_dir / image).write_bytes(b"0123456789")
+    if version == 4:
+        conn.execute(
+            "INSERT INTO alarms (raised_at, boot_id, chart, rule, alarm) VALUES (?, 1, 'reject_rate', "
+            "'beyond_3sigma', '{}')",
+            (1.7e9 + rows,),
+        )
     conn.execute(f"PRAGMA user_version={version}")
     conn.commit()
     conn.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_an_older_database_upgrades_in_place_keeping_every_record_and_image(
     tmp_path: Path, version: int
 ) -> None:
@@ -115,8 +123,9 @@ def test_an_older_database_upgrades_in_place_keeping_every_record_and_image(
     with RecordStore(config(tmp_path)) as store:
         store.add(record(6), frame(6))
     conn = sqlite3.connect(records_dir / DB_FILE)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
-    assert conn.execute("SELECT count(*) FROM alarms").fetchone()[0] == 0  # version 4's table, empty
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert conn.execute("SELECT count(*) FROM alarms").fetchone()[0] == (version == 4)  # version 4's table
+    assert conn.execute("SELECT count(*) FROM alarm_acks").fetchone()[0] == 0  # version 5's, empty
     conn.close()
     after = query(records_dir / DB_FILE)
     assert [r.seq for r in after] == [1, 2, 3, 4, 5, 6]

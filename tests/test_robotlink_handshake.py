@@ -14,7 +14,14 @@ from edge.errors import ErrorCode, LinesideError
 from edge.judge.inspection import Decision, Verdict
 from edge.robotlink import registers as reg
 from edge.robotlink.config import RobotLinkConfig
-from edge.robotlink.events import Event, Finalised, InterlockChanged, ResultDropped, TriggerRequested
+from edge.robotlink.events import (
+    AlarmsAckRequested,
+    Event,
+    Finalised,
+    InterlockChanged,
+    ResultDropped,
+    TriggerRequested,
+)
 from edge.robotlink.handshake import Handshake
 from edge.robotlink.registers import StatusBit, VerdictCode
 
@@ -420,6 +427,25 @@ def test_clear_error_acts_on_its_rising_edge():
     assert hs.snapshot()[reg.STATUS] & StatusBit.ERROR
     hs.on_robot_write(reg.CONTROL, [reg.ControlBit.ENABLE | reg.ControlBit.CLEAR_ERROR])
     assert not hs.snapshot()[reg.STATUS] & StatusBit.ERROR
+
+
+def test_ack_alarms_acts_on_its_rising_edge_and_leaves_the_part_and_its_registers_alone():
+    hs, _ = live()
+    part = trigger(hs, 1)
+    result(hs, part, REJECT)
+    hs.alarm_word = int(reg.AlarmBit.REJECT_RATE)
+    before = hs.snapshot()
+    ack = reg.ControlBit.ENABLE | reg.ControlBit.ACK_ALARMS
+    rose = hs.on_robot_write(reg.CONTROL, [ack])
+    held = hs.on_robot_write(reg.CONTROL, [ack])  # a cyclic rewrite of the held bit: no second edge
+    fell = hs.on_robot_write(reg.CONTROL, [reg.ControlBit.ENABLE])
+    again = hs.on_robot_write(reg.CONTROL, [ack])
+    assert [type(e) for e in rose] == [AlarmsAckRequested] and held == fell == []
+    assert [type(e) for e in again] == [AlarmsAckRequested]
+    # The handshake only reports it: the result, CHECK, STATUS and ALARM stay what they were (the alarms
+    # worker releases the charts, and ALARM follows its next state).
+    assert hs.snapshot() == before and hs.warnings() == [int(reg.AlarmBit.REJECT_RATE)]
+    assert of_type(result(hs, part, ACCEPT), ResultDropped)  # nothing re-opened the part
 
 
 def test_demo_without_robot_runs_internal_triggers_and_never_raises_interlock():

@@ -425,6 +425,7 @@ def test_every_spc_message_in_the_catalog_is_one_the_code_uses() -> None:
     from edge.i18n import ENGLISH
 
     used = {"spc.alarm", "spc.none", "spc.count", "spc.no_images", "spc.few_images"}
+    used |= {"spc.acks", "spc.ack"}  # `lineside records alarms`: the acknowledgements
     used |= {"spc.unit.subgroup", "spc.unit.part"}
     used |= {f"spc.rule.{r}" for r in (*ALL_RULES, "ewma_high", "ewma_low")}
     used |= {
@@ -432,4 +433,10 @@ def test_every_spc_message_in_the_catalog_is_one_the_code_uses() -> None:
         for c in ("reject_rate", "class_rate", "brightness", "contrast", "sharpness", "score")
     }
     used |= {"spc.side.above", "spc.side.below", "spc.direction.rising", "spc.direction.falling"}
+    # The chart pictures (edge/spc/picture.py, `records alarms --png`): their title and legend.
+    used |= {"spc.picture.title"}
+    used |= {
+        f"spc.legend.{k}"
+        for k in ("rate", "ewma", "value", "limits", "centre", "upper", "lower", "baseline", "pattern")
+    }
     assert {m for m in ENGLISH if m.startswith("spc.")} == used

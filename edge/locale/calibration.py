@@ -40,6 +40,82 @@ CALIBRATION: dict[str, str] = {
         " retake with the board tilted 20-40 degrees in different directions"
     ),
     "calib.refuse.no_usable_frame": "the distortion found maps no usable frame: retake the views",
+    # the one-line input errors (exit 2) of every step: the file, field or value named; OpenCV's, pydantic's,
+    # the OS's and Python's own words inserted as they said them (calibration/errors.py)
+    "calib.input.target": "target {spec}: expected {forms}",
+    "calib.input.target_problem": "target {spec}: {problem}; expected {forms}",
+    "calib.input.spec_forms": (
+        "chessboard:COLSxROWS:SQUAREmm (inner corners), charuco:SQUARESXxSQUARESY:SQUAREmm:MARKERmm:DICT"
+        " or aruco:ID:SIZEmm[:DICT]"
+    ),
+    "calib.input.min_chessboard": "a chessboard needs at least 3x3 inner corners",
+    "calib.input.min_charuco": "a ChArUco board needs at least 3x3 squares",
+    "calib.input.not_grid": "{text} is not COLSxROWS",
+    "calib.input.not_positive_mm": "size {text} must be a positive number of mm",
+    "calib.input.unknown_dictionary": "unknown ArUco dictionary {name} (e.g. DICT_4X4_50, DICT_5X5_100)",
+    "calib.input.not_in_dictionary": "id {id} is not in {dictionary}",
+    "calib.input.marker_too_big": "marker {marker:g}mm must be smaller than the square {square:g}mm",
+    "calib.input.few_markers": "{dictionary} has too few markers for {x}x{y} squares",
+    "calib.input.marker_intrinsics": (
+        "{spec}: one marker is too few points for intrinsics; use a chessboard or charuco"
+    ),
+    "calib.input.no_image": "{path}: no such image file",
+    "calib.input.unreadable_image": "{path}: not a readable image",
+    "calib.input.no_folder": "{path}: no such folder",
+    "calib.input.no_images": "{path}: no images ({suffixes})",
+    "calib.input.no_images_given": "no images given",
+    "calib.input.folder_empty": "{path}: no images",
+    "calib.input.other_size": "{path}: {width}x{height}, the others are {w0}x{h0}",
+    "calib.input.station_size": "{path}: {width}x{height}, but the station's frames are {cw}x{ch}",
+    "calib.input.no_calibration": "{path}: calibration file missing",
+    "calib.input.opencv_failed": "calibration failed: {error}",
+    "calib.input.opencv": "OpenCV: {error}",
+    "calib.input.os_missing": "{path}: {why}",
+    "calib.input.os_error": "{path}: {why}",
+    "calib.input.os_unnamed": "{why}",
+    "calib.input.target_not_found": (
+        "{origin}: {target} not found (wrong spec or size, or not wholly in view?)"
+    ),
+    "calib.input.degenerate_target": "{origin}: the target's corners give no plane (degenerate view)",
+    "calib.input.horizon": "{origin}: the plane is tilted so far that its horizon is in view",
+    "calib.input.no_pairs_file": "{path}: no such pairs file",
+    "calib.input.unreadable_pairs": "{path}: unreadable pairs file ({error})",
+    "calib.input.pairs_not_numbers": "{path}:{line}: expected numbers px,py,rx,ry, got {text}",
+    "calib.input.pairs_not_four": "{path}:{line}: expected 4 finite numbers px,py,rx,ry, got {text}",
+    "calib.input.few_pairs": "{origin}: {pairs} point pairs, need at least {need}",
+    "calib.input.collinear": (
+        "{origin}: the {which} points lie (nearly) on one line; spread them over the working area"
+    ),
+    "calib.input.pixel_points": "pixel",
+    "calib.input.robot_points": "robot",
+    "calib.input.no_homography": "{origin}: the pairs give no homography (degenerate points)",
+    "calib.input.pair_outside": "{path}: pair {number} is outside the {width}x{height} frame",
+    "calib.input.need_frame": "{out} does not exist yet: give the frame size with --frame WxH",
+    "calib.input.bad_frame": "--frame {text}: expected WIDTHxHEIGHT, e.g. 1280x960",
+    "calib.input.frames_count": "--frames: must be at least 1, got {count}",
+    "calib.input.not_png": "{path}: output image must be a .png file",
+    "calib.input.png_encoding": "{path}: OpenCV could not encode the image as PNG",
+    "calib.input.not_numbers": "{option} {text}: expected numbers separated by commas",
+    "calib.input.roi_invalid": "{option}: {error}",
+    "calib.input.rect_count": "--rect {text}: expected x,y,w,h (4 numbers), got {count}",
+    "calib.input.polygon_count": "--polygon {text}: expected x1,y1,x2,y2,... (3 or more corners)",
+    "calib.input.give_frames": "give --image or --config",
+    "calib.input.roi_outside": "{name} reaches outside the {width}x{height} frame",
+    "calib.input.no_reference": (
+        "{path}: no reference frame stored: run lineside calibrate check --set-reference"
+    ),
+    "calib.input.limit_name": "--limit {pair}: expected NAME=VALUE with NAME one of {known}",
+    "calib.input.limit_value": "--limit {where}: {error}",
+    "calib.input.reference_size": (
+        "{path}: made for {width}x{height} frames, this one is {cw}x{ch}: start a new calibration file"
+    ),
+    "calib.input.reference_features": (
+        "reference frame has only {found} features (need {need}): put the part or fixture in view, lit and"
+        " in focus"
+    ),
+    "calib.input.reference_encoding": "reference frame: OpenCV could not encode it as PNG",
+    "calib.input.no_frames": "no frames to check",
+    "calib.input.target_escape": "--target-escape {value}: must be between 0 and 1",
     # `lineside calibrate scale`
     "calib.scale.line": "scale {mm_per_px:.5f} mm/px on the working plane ({method}; {where})",
     "calib.scale.undistorted": "undistorted first",
@@ -60,6 +136,10 @@ CALIBRATION: dict[str, str] = {
     "calib.robot.rms": "RMS residual {rms:.3f} mm, largest {largest:.3f} mm",
     # `lineside calibrate roi`, `show`, `check --set-reference`, `thresholds`
     "calib.roi.saved": "ROI {roi} saved in {out}{kept}",
+    "calib.roi.whole": "the whole frame",
+    "calib.roi.rect": "rect at ({x:g},{y:g}) {w:g}x{h:g} px{mm}",
+    "calib.roi.polygon": "polygon of {corners} corners, bounding box at ({x:g},{y:g}) {w:g}x{h:g} px{mm}",
+    "calib.roi.mm": " = {w:.1f}x{h:.1f} mm",
     "calib.roi.drawn": "drawn on {image}: {png}",
     "calib.roi.drawn_undistorted": "drawn on {image} (undistorted with the station's intrinsics): {png}",
     "calib.show.line": "{origin}: {count} detection(s) by {model} {version}, drawn with {calibration}",
@@ -80,6 +160,7 @@ CALIBRATION: dict[str, str] = {
         " misses the defective parts listed"
     ),
     "calib.thresholds.ask": "Write thresholds to {out}?",
+    "calib.thresholds.choices": "[y/N]",
     "calib.thresholds.not_written": "nothing written to {out}",
     "calib.thresholds.saved": "thresholds saved in {out}{kept}",
 }

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from edge.errors import LinesideError
 from edge.locale import FALLBACK, environment_language, language_from
+from edge.locale.names import Glossary
 from edge.records.crops import evidence_crops
 from edge.records.explain import evidence_lines, finding_text
 from edge.records.images import crop_files, heat_files
@@ -87,10 +88,15 @@ def picture_language(lang: str | None) -> str:
 
 
 def evidence_png(
-    records_dir: Path, record: InspectionRecord, lang: str | None = "en", font: Path | None = None
+    records_dir: Path,
+    record: InspectionRecord,
+    lang: str | None = "en",
+    font: Path | None = None,
+    glossary: Glossary | None = None,
 ) -> bytes:
     """The evidence picture: the crops side by side, the verdict, rule and margin written under them, in
-    `picture_language(lang)`; `font` (a tests' seam) replaces the CJK font found on the system."""
+    `picture_language(lang)` with the plant's names from `glossary`; `font` (a tests' seam) replaces the
+    CJK font found on the system."""
     crops = _stored_crops(records_dir, record)
     gap = 8
     crops_width = sum(c.shape[1] for c in crops) + gap * (len(crops) + 1)
@@ -98,10 +104,11 @@ def evidence_png(
     language = picture_language(lang)
     font = (font or cjk_font()) if language != FALLBACK else None
     if font is not None:
-        said = evidence_lines(record, language)
+        said = evidence_lines(record, language, glossary)
         lines = [piece for line in said for piece in wrap(line, width - 2 * gap, font)]
     else:
-        lines = [piece for line in evidence_lines(record) for piece in _wrap(line, width - 2 * gap)]
+        said = evidence_lines(record, FALLBACK, glossary)
+        lines = [piece for line in said for piece in _wrap(line, width - 2 * gap)]
     crops_height = max((c.shape[0] for c in crops), default=0)
     top = crops_height + 2 * gap if crops else gap
     canvas = np.full((top + LINE_PX * len(lines) + gap, width, 3), 32, np.uint8)

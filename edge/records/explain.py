@@ -1,7 +1,8 @@
 """A record's evidence as lines a person reads, in English or Korean, from its language-neutral codes and
 numbers (edge/judge/evidence.py); the verdict's reason is re-rendered from them too, so a record made
 under one language reads in the other. Used by `lineside records show`, the status page and the evidence
-picture (English there: OpenCV's stroke font has no Hangul).
+picture (English there: OpenCV's stroke font has no Hangul). Class and stage names are said in the plant's
+words where the station's glossary has them (edge/locale/names.py); the records keep the codes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge.i18n import ENGLISH, Message, say
+from edge.locale.names import Glossary, name_of, named
 from edge.records.model import InspectionRecord
 
 
@@ -57,14 +59,16 @@ def reason_message(evidence: Mapping[str, Any] | None) -> Message | None:
     return Message("reason.detect.reject", {**numbers, "cls": rule.get("class") or "-", "where": where})
 
 
-def finding_text(finding: Mapping[str, Any], lang: str | None = "en") -> str:
+def finding_text(
+    finding: Mapping[str, Any], lang: str | None = "en", glossary: Glossary | None = None
+) -> str:
     """One finding (a rule that fired, a runner-up, a fault) as one line: who and what, then its numbers."""
     head = [
-        f"{finding['stage']}:" if finding.get("stage") else "",
+        f"{name_of(str(finding['stage']), lang, glossary)}:" if finding.get("stage") else "",
         _code(str(finding.get("code", "?")), lang),
     ]
     if finding.get("class"):
-        head.append(str(finding["class"]))
+        head.append(name_of(str(finding["class"]), lang, glossary))
     clauses = []
     if "error_code" in finding:
         clauses.append(
@@ -112,8 +116,11 @@ def finding_text(finding: Mapping[str, Any], lang: str | None = "en") -> str:
     return " ".join(w for w in head if w) + (" " + ", ".join(clauses) if clauses else "")
 
 
-def evidence_lines(record: InspectionRecord, lang: str | None = "en") -> list[str]:
-    """The record, its reason and why it got its verdict, line by line, in `lang` (None: the locale's)."""
+def evidence_lines(
+    record: InspectionRecord, lang: str | None = "en", glossary: Glossary | None = None
+) -> list[str]:
+    """The record, its reason and why it got its verdict, line by line, in `lang` (None: the locale's), the
+    class and stage names in the plant's words where `glossary` has them."""
     evidence = record.evidence
     verdict = record.verdict.value
     near = verdict == "ACCEPT" and record.near_threshold
@@ -134,23 +141,24 @@ def evidence_lines(record: InspectionRecord, lang: str | None = "en") -> list[st
         return [*lines, say("show.no_evidence", lang)]
     reason = reason_message(evidence)
     if reason is not None:
-        lines.append(say("show.reason", lang, reason=reason))
+        lines.append(say("show.reason", lang, reason=named(reason, lang, glossary)))
     if evidence.get("deciding_stage"):
-        lines.append(
-            say("show.deciding", lang, stage=evidence["deciding_stage"], kind=evidence.get("deciding_kind"))
-        )
+        deciding = name_of(str(evidence["deciding_stage"]), lang, glossary)
+        lines.append(say("show.deciding", lang, stage=deciding, kind=evidence.get("deciding_kind")))
     if evidence.get("rule"):
-        lines.append(say("show.rule", lang, finding=finding_text(evidence["rule"], lang)))
-    lines += [say("show.fired", lang, finding=finding_text(f, lang)) for f in evidence.get("fired", [])]
+        lines.append(say("show.rule", lang, finding=finding_text(evidence["rule"], lang, glossary)))
+    fired = evidence.get("fired", [])
+    lines += [say("show.fired", lang, finding=finding_text(f, lang, glossary)) for f in fired]
     if near:
         lines.append(say("show.near", lang))
-    lines += [say("show.below", lang, finding=finding_text(f, lang)) for f in evidence.get("runner_ups", [])]
+    below = evidence.get("runner_ups", [])
+    lines += [say("show.below", lang, finding=finding_text(f, lang, glossary)) for f in below]
     for stage in evidence.get("stages", []):
         margin = stage.get("margin")
         line = say(
             "show.stage",
             lang,
-            stage=stage["stage"],
+            stage=name_of(str(stage["stage"]), lang, glossary),
             kind=stage["kind"],
             verdict=Message(f"verdict.{stage['verdict']}"),
             score=_num(stage.get("score"), ".3f"),

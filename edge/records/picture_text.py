@@ -48,6 +48,11 @@ def _font(path: Path, size: int) -> Any:
     return ImageFont.truetype(str(path), size, index=index)
 
 
+def text_width(text: str, font_path: Path, size: int = TEXT_PX) -> int:
+    """How wide `text` is drawn in the font, in pixels."""
+    return int(_font(font_path, size).getlength(text) + 0.5)
+
+
 def wrap(line: str, width_px: int, font_path: Path, size: int = TEXT_PX) -> list[str]:
     """`line` broken at spaces so that each piece fits `width_px`, later pieces indented."""
     font = _font(font_path, size)

@@ -1,6 +1,7 @@
 """The records database layout, its connections, and the mapping between rows and records.
 
-One row per inspection (list-like fields as JSON text), and one per line alarm raised live.
+One row per inspection (list-like fields as JSON text), one per line alarm raised live, and one per
+acknowledgement of line alarms.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from edge.records.model import InspectionRecord, detection_to_json
 DB_FILE = "records.db"
 IMAGES_DIR = "images"
 QUARANTINE_DIR = "quarantine"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Version 2 added `stages` (each judge's verdict, score, threshold, margin), version 3 `evidence` (why the
 # verdict: rule, margin, runner-ups, crops), version 4 the `alarms` table (line alarms raised live,
-# edge/records/alarms.py). The writer upgrades an older database in place, in one transaction, keeping
-# every record; readers read one as it is (its records have no stages or evidence, it has no alarms).
-_READABLE_VERSIONS = (1, 2, 3, SCHEMA_VERSION)
+# edge/records/alarms.py), version 5 the `alarm_acks` table (who acknowledged which alarms, when). The
+# writer upgrades an older database in place, in one transaction, keeping every record; readers read one
+# as it is (its records have no stages or evidence, it has no alarms or acknowledgements).
+_READABLE_VERSIONS = (1, 2, 3, 4, SCHEMA_VERSION)
 # One row per alarm raised on the live line: its chart and rule for queries, the whole alarm (values,
 # limits, the parts that triggered it) as JSON, its chart picture relative to the records folder.
 ALARMS_DDL = """
@@ -39,12 +41,28 @@ CREATE TABLE IF NOT EXISTS alarms (
 );
 CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms (raised_at);
 """
+# One row per acknowledgement that released charts: when, from where (robot, page, cli), who (a login, the
+# token, the CLI's user; none from the robot), the charts released (JSON list), and the last part the
+# charts had been fed then, so that rebuilding the charts from the records releases them at that part.
+ACKS_DDL = """
+CREATE TABLE IF NOT EXISTS alarm_acks (
+    id         INTEGER PRIMARY KEY,
+    acked_at   REAL    NOT NULL,
+    source     TEXT    NOT NULL,
+    user       TEXT,
+    charts     TEXT    NOT NULL,
+    after_boot INTEGER,
+    after_seq  INTEGER
+);
+CREATE INDEX IF NOT EXISTS alarm_acks_by_time ON alarm_acks (acked_at);
+"""
 _UPGRADE_1_TO_2 = "ALTER TABLE inspections ADD COLUMN stages TEXT NOT NULL DEFAULT '[]';"
 _UPGRADE_2_TO_3 = "ALTER TABLE inspections ADD COLUMN evidence TEXT NOT NULL DEFAULT '{}';"
 _UPGRADES = {
-    1: _UPGRADE_1_TO_2 + "\n" + _UPGRADE_2_TO_3 + ALARMS_DDL,
-    2: _UPGRADE_2_TO_3 + ALARMS_DDL,
-    3: ALARMS_DDL,
+    1: _UPGRADE_1_TO_2 + "\n" + _UPGRADE_2_TO_3 + ALARMS_DDL + ACKS_DDL,
+    2: _UPGRADE_2_TO_3 + ALARMS_DDL + ACKS_DDL,
+    3: ALARMS_DDL + ACKS_DDL,
+    4: ACKS_DDL,
 }
 
 # keep_rank orders eviction: lowest rank goes first, oldest (lowest id) first within a rank.
@@ -84,7 +102,7 @@ CREATE INDEX IF NOT EXISTS inspections_by_time ON inspections (triggered_at);
 CREATE INDEX IF NOT EXISTS inspections_images_by_eviction
     ON inspections (keep_rank, id) WHERE image_path IS NOT NULL;
 """
-_DDL += ALARMS_DDL
+_DDL += ALARMS_DDL + ACKS_DDL
 
 _RECORD_COLUMNS = (
     "boot_id, seq, part_id, recipe, verdict, reasons, error_code, detections, model_name, model_version, "

@@ -1,5 +1,6 @@
 """What the handshake tells the rest of the appliance: a part to inspect, a part finalised, a dropped
-result, an interlock change, a recipe request; and its counters. The worker turns them into messages.
+result, an interlock change, a recipe request, the line alarms acknowledged; and its counters. The worker
+turns them into messages.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ class RecipeRequested:
     number: int
 
 
+@dataclass(frozen=True)
+class AlarmsAckRequested:
+    """The robot raised CONTROL ACK_ALARMS (a rising edge): acknowledge the line alarms. Only the alarms
+    worker acts on it; no register of a part changes."""
+
+
 @dataclass
 class HandshakeCounters:
     """Every part and every drop is counted (DESIGN safety rule 4)."""
@@ -99,4 +106,4 @@ class HandshakeCounters:
         return asdict(self)
 
 
-Event = TriggerRequested | Finalised | ResultDropped | InterlockChanged | RecipeRequested
+Event = TriggerRequested | Finalised | ResultDropped | InterlockChanged | RecipeRequested | AlarmsAckRequested

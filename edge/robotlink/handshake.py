@@ -14,6 +14,7 @@ from edge.judge.inspection import Decision, Verdict
 from edge.robotlink import registers as reg
 from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.events import (
+    AlarmsAckRequested,
     Event,
     Finalised,
     HandshakeCounters,
@@ -38,7 +39,8 @@ class Handshake:
     programs write TRIGGER_SEQ = 0 with their new SESSION at start.
 
     STATUS ERROR is a latch: set when ERROR or LATE is published or the interlock is raised, reset by a
-    rising edge of CONTROL CLEAR_ERROR (or clear_error()) once the interlock is lowered.
+    rising edge of CONTROL CLEAR_ERROR (or clear_error()) once the interlock is lowered. A rising edge of
+    CONTROL ACK_ALARMS returns an AlarmsAckRequested event and changes nothing here.
 
     One part is in flight at a time, except that internal (free-running) triggers may keep up to
     `internal_depth` parts in flight (pipelining): each is keyed by its own part_seq, takes only its own
@@ -404,9 +406,14 @@ class Handshake:
         control = self._robot_reg(reg.CONTROL)
         if control & reg.ControlBit.CLEAR_ERROR and not before & reg.ControlBit.CLEAR_ERROR:
             self.clear_error()
+        # The alarms' acknowledgement leaves the ledger, the result registers and CHECK as they are: it
+        # only tells the worker, which passes it to the alarms worker (a warning's business, not a part's).
+        events: list[Event] = []
+        if control & reg.ControlBit.ACK_ALARMS and not before & reg.ControlBit.ACK_ALARMS:
+            events.append(AlarmsAckRequested())
         if self.enabled or not len(self._ledger):
-            return []
-        return self._fault_in_flight(
+            return events
+        return events + self._fault_in_flight(
             now, ErrorCode.DISABLED, "ENABLE switched off while the part was in flight"
         )
 

@@ -138,6 +138,9 @@ class ControlBit(enum.IntFlag):
 
     ENABLE = 1 << 0
     CLEAR_ERROR = 1 << 1  # acts on its rising edge
+    # Acts on its rising edge: releases the latched line alarms (docs/spc.md). A warning's acknowledgement
+    # only: it touches no result register, no CHECK and no part.
+    ACK_ALARMS = 1 << 2
 
 
 class VerdictCode(enum.IntEnum):

@@ -23,6 +23,7 @@ class Endpoints(BaseModel):
     publish: str  # robot link -> anyone (final inspections, JSON)
     measures: str  # inference -> alarms worker (image measures of each frame, PUB)
     alarms: str  # alarms worker -> robot link, status, fleet (AlarmState, PUB)
+    acks: str  # robot link, status -> alarms worker (AlarmAck: someone acknowledges the alarms, PUSH)
     frame_dir: str  # capture -> inference: the shared-memory frame ring's folder (edge/runtime/framering.py)
 
     @classmethod
@@ -42,5 +43,6 @@ class Endpoints(BaseModel):
             publish=publish or ipc("inspections"),
             measures=ipc("measures"),
             alarms=ipc("alarms"),
+            acks=ipc("alarm-acks"),
             frame_dir=str(runtime_dir),
         )

@@ -175,6 +175,24 @@ class AlarmState(Message):
         "first and last part (the records keep them all), plus raised_at and chart_png.",
     )
     baseline_left: int = Field(0, ge=0, description="Judged parts still to come before the p-charts test.")
+    acks: tuple[dict[str, object], ...] = Field(
+        (),
+        description="The newest acknowledgements handled, newest last: id, acked_at, source, user and the "
+        "charts they released (empty: nothing was in alarm), so that whoever asked can see it done.",
+    )
+
+
+class AlarmAck(Message):
+    """Robot link or status worker -> alarms worker: someone acknowledges the line alarms (docs/spc.md).
+    The latched charts are released and the acknowledgement is recorded; no verdict is touched."""
+
+    id: str = Field(min_length=1, max_length=64, description="The asker's own id, echoed in AlarmState.acks.")
+    source: Literal["robot", "page", "cli"]
+    user: str | None = Field(None, max_length=64, description="Who: a login, 'token', or the CLI's user.")
+    charts: tuple[str, ...] = Field(
+        (), max_length=64, description="Charts or chart kinds to release (class_rate: every class); () all."
+    )
+    t: float = Field(description="time.time() when asked.")
 
 
 class Heartbeat(Message):

@@ -84,6 +84,7 @@ class Supervisor:
         self._not_ready_since: float | None = None
         self._last_not_ready_warning = 0.0
         self.placement = self._plan_placement()
+        self.started_at = time.time()  # this start's records are those triggered since (WorkerContext)
 
     # -- set-up ----------------------------------------------------------------------------------
     def _runtime_dir(self) -> Path:
@@ -132,6 +133,7 @@ class Supervisor:
             parent_pid=os.getpid(),
             log_level=logging.getLogger().getEffectiveLevel(),
             placement=self.placement,
+            started_at=self.started_at,
         )
         process = self.mp.Process(target=run_worker, args=(slot.name, ctx), name=f"lineside-{slot.name}")
         process.start()

@@ -103,6 +103,11 @@ class EwmaChart:
         """Someone has seen the alarm: the next excursion alarms again."""
         self._armed, self._inside = True, 0
 
+    def latch(self) -> None:
+        """In alarm without a point of its own: a restarted alarms worker's image chart whose alarm the
+        records hold (edge/spc/restore.py). Released as any latch: acknowledged, or inside for `release`."""
+        self._armed, self._inside = False, 0
+
     def _learn(self, value: float) -> None:
         self._baseline.append(value)
         if len(self._baseline) < self.config.baseline:

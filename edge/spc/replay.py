@@ -8,7 +8,7 @@ sample of accepts), so on records it charts those, and says how many parts had o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import numpy.typing as npt
 from edge.judge.inspection import Verdict
 from edge.records.model import InspectionRecord
 from edge.records.shift import reject_cause
+from edge.spc.ack import Acknowledgement, AckSchedule, named
 from edge.spc.alarm import Alarm, PartKey
 from edge.spc.config import SpcConfig
 from edge.spc.drift import ImageDrift, ScoreDrift, closeness
@@ -38,6 +39,7 @@ class LineCharts:
     image: ImageDrift = field(init=False)
     score: ScoreDrift = field(init=False)
     alarms: list[Alarm] = field(default_factory=list)
+    last_part: PartKey | None = None  # the last part fed (FAULTs too): where an acknowledgement applies
 
     def __post_init__(self) -> None:
         p = self.config.pchart
@@ -61,6 +63,7 @@ class LineCharts:
 
     def add_record(self, record: InspectionRecord, frame: npt.NDArray[np.uint8] | None = None) -> list[Alarm]:
         """One part's alarms; `frame` (its image) feeds image drift when there is one."""
+        self.last_part = record.key
         if record.verdict is Verdict.FAULT:
             return []
         found: list[Alarm] = []
@@ -92,17 +95,23 @@ class LineCharts:
             return self.score.chart
         return self.image.charts.get(name)
 
+    def _all(self) -> list[PChart | EwmaChart]:
+        return [*self.rejects.charts(), *self.image.charts.values(), self.score.chart]
+
     def active(self) -> list[str]:
         """The charts latched in alarm now: raised, neither acknowledged nor returned."""
-        charts: list[PChart | EwmaChart] = [*self.rejects.charts(), *self.image.charts.values()]
-        charts.append(self.score.chart)
-        return [c.name for c in charts if c.latched]
+        return [c.name for c in self._all() if c.latched]
 
-    def acknowledge(self) -> None:
-        """Someone has seen the alarms: every chart alarms again on its next firing."""
-        self.rejects.acknowledge()
-        for chart in (*self.image.charts.values(), self.score.chart):
-            chart.acknowledge()
+    def acknowledge(self, wanted: Sequence[str] = ()) -> list[str]:
+        """Someone has seen the alarms: the latched charts `wanted` names (a chart, a kind such as
+        `class_rate`; empty: all) are released and alarm again on their next firing (a shift that lasts
+        raises again by the rules). The charts released, in the order `active()` lists them."""
+        released = []
+        for chart in self._all():
+            if chart.latched and named(chart.name, wanted):
+                chart.acknowledge()
+                released.append(chart.name)
+        return released
 
     def finish(self) -> list[Alarm]:
         """Close the last, short subgroup (end of a replay)."""
@@ -144,9 +153,13 @@ def replay(
     config: SpcConfig,
     frames: FrameLoader | None = None,
     reference: Mapping[str, float] | None = None,
+    acks: Iterable[Acknowledgement] = (),
 ) -> tuple[LineCharts, ReplayCounts]:
-    """Feed `records` (oldest first) through a fresh set of charts; the charts (alarms in `.alarms`)."""
+    """Feed `records` (oldest first) through a fresh set of charts, releasing them where the recorded
+    `acks` did on the live line; the charts (alarms in `.alarms`)."""
     charts = LineCharts(config, reference)
+    schedule = AckSchedule(acks)
+    schedule.start(charts.acknowledge)
     parts = judged = images = 0
     for record in records:
         parts += 1
@@ -154,5 +167,7 @@ def replay(
         frame = None if frames is None or record.verdict is Verdict.FAULT else frames(record)
         images += frame is not None
         charts.add_record(record, frame)
+        schedule.after(record.key, charts.acknowledge)
+    schedule.finish(charts.acknowledge)
     charts.finish()
     return charts, ReplayCounts(parts, judged, images)

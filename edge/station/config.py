@@ -7,16 +7,17 @@ LinesideError with one line naming the file and the field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.aas.config import AasConfig
 from edge.errors import LinesideError
 from edge.fleet.config import FleetConfig
 from edge.judge.detector.config import DetectorConfig
 from edge.judge.rules import RoiConfig, RulesConfig
+from edge.locale import LANGUAGES
 from edge.opcua.config import OpcUaConfig
 from edge.records.config import RecordsConfig
 from edge.robotlink.config import RobotLinkConfig
@@ -27,6 +28,25 @@ from edge.status.config import StatusConfig
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+NAME_MAX = 40  # the plant's word for a class or stage: a label in a sentence, on a page, on a picture
+
+
+def _plant_word(text: str) -> str:
+    if not text.strip() or len(text) > NAME_MAX or any(ord(c) < 32 for c in text):
+        raise ValueError(f"a name must be 1 to {NAME_MAX} characters on one line")
+    return text
+
+
+def _language(code: str) -> str:
+    if code not in LANGUAGES:
+        raise ValueError(f"expected a language: {' or '.join(LANGUAGES)}")
+    return code
+
+
+PlantWord = Annotated[str, AfterValidator(_plant_word)]
+Language = Annotated[str, AfterValidator(_language)]
 
 
 class StationConfig(_Section):
@@ -41,6 +61,12 @@ class StationConfig(_Section):
         None,
         description="Language of what people read (status page, sentences): en or ko; default: the locale "
         "(LANG), else en. Never changes a verdict or what the robot gets (docs/i18n.md).",
+    )
+    names: dict[Language, dict[PlantWord, PlantWord]] = Field(
+        default_factory=dict,
+        description="The plant's words for class and stage names, per language, e.g. "
+        "{ko: {scratch: 스크래치}}: said in reasons, evidence, summaries and the status page; records "
+        "keep the card's and the recipe's names. A name without an entry is said as it is (docs/i18n.md).",
     )
 
 

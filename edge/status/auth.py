@@ -84,6 +84,14 @@ class StatusGuard:
             return hmac.compare_digest(given.strip().encode(), self._token.encode())
         return self.session_user(cookie) is not None
 
+    def identify(self, authorization: str, cookie: str) -> str | None:
+        """Who an admitted request is, for the records of what it did: the login's name, or "token" for the
+        bearer token (None: neither)."""
+        scheme, _, given = authorization.partition(" ")
+        if self._token is not None and scheme.lower() == "bearer":
+            return "token" if hmac.compare_digest(given.strip().encode(), self._token.encode()) else None
+        return self.session_user(cookie)
+
     def session_user(self, cookie: str) -> str | None:
         """Who the Cookie header's session belongs to, if it is live."""
         key = _session_key(cookie)

@@ -13,7 +13,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from edge.errors import LinesideError
-from edge.i18n import render
+from edge.locale.names import Glossary, say_named
 from edge.records.evidence import evidence_lines, evidence_png, read_record
 from edge.records.explain import reason_message
 
@@ -27,9 +27,12 @@ def _not_found(why: str) -> Response:
     return HTTPStatus.NOT_FOUND, "text/plain", (why + "\n").encode("utf-8")
 
 
-def evidence_response(records_dir: Path, path: str, lang: str | None = "en") -> Response:
+def evidence_response(
+    records_dir: Path, path: str, lang: str | None = "en", glossary: Glossary | None = None
+) -> Response:
     """The reply to a GET of an evidence route (the path without its query); the JSON's lines and reason
-    in `lang` (None: the locale's), re-rendered from the record's codes."""
+    in `lang` (None: the locale's), re-rendered from the record's codes, class and stage names in the
+    plant's words from `glossary`."""
     as_png = path.startswith("/evidence/")
     name = path.rsplit("/", maxsplit=1)[-1]
     if as_png:
@@ -43,7 +46,7 @@ def evidence_response(records_dir: Path, path: str, lang: str | None = "en") -> 
     try:
         record = read_record(records_dir, key)
         if as_png:
-            return HTTPStatus.OK, "image/png", evidence_png(records_dir, record, lang)
+            return HTTPStatus.OK, "image/png", evidence_png(records_dir, record, lang, glossary=glossary)
     except (
         LinesideError,
         sqlite3.Error,
@@ -59,8 +62,8 @@ def evidence_response(records_dir: Path, path: str, lang: str | None = "en") -> 
         "verdict": record.verdict.value,
         "near_threshold": record.near_threshold,
         "evidence": record.evidence,
-        "lines": evidence_lines(record, lang),
-        "reason": None if reason is None else render(reason, lang),
+        "lines": evidence_lines(record, lang, glossary),
+        "reason": None if reason is None else say_named(reason, lang, glossary),
         "picture": f"/evidence/{record.boot_id}-{record.seq}.png",
     }
     return HTTPStatus.OK, "application/json", json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -18,6 +18,7 @@ from edge.i18n import say
 from edge.judge.heatmaps import overlay_all
 from edge.judge.inspection import Verdict
 from edge.locale import FALLBACK
+from edge.locale.names import Glossary, name_of
 from edge.records.evidence import picture_language
 from edge.records.images import heat_files
 from edge.records.picture_text import cjk_font, draw_lines
@@ -37,9 +38,12 @@ def kept_image_path(event: LedgerEvent, image_format: str) -> PurePosixPath:
     )
 
 
-def annotate(image: np.ndarray, event: LedgerEvent, lang: str | None = "en") -> np.ndarray:
+def annotate(
+    image: np.ndarray, event: LedgerEvent, lang: str | None = "en", glossary: Glossary | None = None
+) -> np.ndarray:
     """A copy of `image` (enlarged if small) with each detection's box, class and confidence drawn, the
-    verdict and the stages' lines in `lang` (None: the locale's) where a font can write it."""
+    verdict and the stages' lines (stage names in the plant's words from `glossary`) in `lang` (None: the
+    locale's) where a font can write it; the boxes' class names are the card's (OpenCV's ASCII font)."""
     scale = max(1.0, MIN_WIDTH / max(1, image.shape[1]))
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -64,14 +68,14 @@ def annotate(image: np.ndarray, event: LedgerEvent, lang: str | None = "en") -> 
     shown = stages if len(stages) > 1 or any(s.get("kind") != "detect" for s in stages) else ()
     font = cjk_font() if language != FALLBACK else None
     if font is not None:
-        texts = [banner, *(_stage_line(stage, language) for stage in shown)]
+        texts = [banner, *(_stage_line(stage, language, glossary) for stage in shown)]
         inks = [colour, (240, 240, 240)]
         dark = (20, 20, 20)
         drawn = np.asarray(canvas, np.uint8)
         return draw_lines(drawn, texts, origin=(8, 6), line_px=22, inks=inks, font_path=font, outline=dark)
     cv2.putText(canvas, banner, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, colour, 2, cv2.LINE_AA)
     for row, stage in enumerate(shown):
-        text = _stage_line(stage, language)
+        text = _stage_line(stage, language, glossary)
         y = 44 + 20 * row
         (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         cv2.rectangle(canvas, (6, y - height - 4), (10 + width, y + 5), (20, 20, 20), cv2.FILLED)
@@ -79,7 +83,7 @@ def annotate(image: np.ndarray, event: LedgerEvent, lang: str | None = "en") -> 
     return canvas
 
 
-def _stage_line(stage: dict[str, object], lang: str) -> str:
+def _stage_line(stage: dict[str, object], lang: str, glossary: Glossary | None = None) -> str:
     """One stage as a short line: its name, verdict and score against its threshold."""
     score, threshold = stage.get("score"), stage.get("threshold")
     numbers = (
@@ -87,7 +91,7 @@ def _stage_line(stage: dict[str, object], lang: str) -> str:
     )
     verdict = stage.get("verdict")
     word = say(f"verdict.{verdict}", lang) if verdict in ("ACCEPT", "REJECT", "FAULT") else str(verdict)
-    return f"{stage.get('stage')}: {word}{numbers}"
+    return f"{name_of(str(stage.get('stage')), lang, glossary)}: {word}{numbers}"
 
 
 def _heatmaps(records_dir: Path, image: Path) -> dict[str, np.ndarray]:
@@ -103,10 +107,17 @@ def _heatmaps(records_dir: Path, image: Path) -> dict[str, np.ndarray]:
 class LastFrame:
     """Finds and renders the newest kept image among recent inspections; caches the rendering."""
 
-    def __init__(self, records_dir: Path, image_format: str, language: str | None = "en") -> None:
+    def __init__(
+        self,
+        records_dir: Path,
+        image_format: str,
+        language: str | None = "en",
+        glossary: Glossary | None = None,
+    ) -> None:
         self.records_dir = records_dir
         self.image_format = image_format
         self.language = language
+        self.glossary = glossary
         self._lock = threading.Lock()
         self._cached: tuple[tuple[int, int], bytes] | None = None
 
@@ -124,7 +135,7 @@ class LastFrame:
             if image is None:
                 continue  # evicted or half-read: try the next newest
             image = overlay_all(np.asarray(image, dtype=np.uint8), _heatmaps(self.records_dir, path))
-            drawn = annotate(image, event, self.language)
+            drawn = annotate(image, event, self.language, self.glossary)
             ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 85])
             if not ok:
                 continue

@@ -1,7 +1,8 @@
 """The status HTTP server: the page, its JSON, the annotated last frame and Prometheus `/metrics`.
 
-A stdlib ThreadingHTTPServer in a thread of the status worker; it only reads the worker's state. With a
-guard (`status.users_file` / `token_file`) every route first asks for a login or the bearer token.
+A stdlib ThreadingHTTPServer in a thread of the status worker; it reads the worker's state, and its one
+write is acknowledging the line alarms (edge/status/acks.py). With a guard (`status.users_file` /
+`token_file`) every route first asks for a login or the bearer token.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from edge.errors import LinesideError
 from edge.i18n import say
 from edge.locale import environment_language, language_from
+from edge.locale.names import Glossary
+from edge.status import acks
 from edge.status.auth import StatusGuard, clear_cookie, set_cookie
 from edge.status.evidence import PREFIXES as EVIDENCE_ROUTES
 from edge.status.evidence import evidence_response
@@ -65,14 +68,18 @@ class StatusServer:
         *,
         guard: StatusGuard | None = None,
         language: str | None = None,
+        outbox: acks.AckOutbox | None = None,
+        names: Glossary | None = None,
     ) -> None:
         page = page_html()
-        strings = json.dumps(page_strings(language), ensure_ascii=False).encode("utf-8")
+        strings = json.dumps(page_strings(language, names), ensure_ascii=False).encode("utf-8")
         attributes = {
             "app": (state, metrics, frame, page),
             "guard": guard,
             "strings": strings,
             "language": language,
+            "outbox": outbox,
+            "glossary": names,
         }
         handler = type("Handler", (_Handler,), attributes)
         try:
@@ -102,6 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
     guard: StatusGuard | None = None
     strings: bytes = b"{}"
     language: str | None = None
+    glossary: Glossary | None = None  # the plant's words for class and stage names (station.names)
+    outbox: acks.AckOutbox | None = None  # None: acknowledging is not offered (a server without the worker)
     timeout = CLIENT_TIMEOUT_S
     server_version = "lineside-status"
 
@@ -129,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._send(HTTPStatus.OK, "text/plain", b"ok\n")
         elif path.startswith(EVIDENCE_ROUTES):  # a part's evidence, read only (edge/status/evidence.py)
-            self._send(*evidence_response(frame.records_dir, path, self.language))
+            self._send(*evidence_response(frame.records_dir, path, self.language, self.glossary))
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
 
@@ -140,8 +149,39 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/logout" and self.guard is not None:
             self.guard.logout(self.headers.get("Cookie", ""))
             self._redirect_home(clear_cookie())
-        elif self._admitted():
+        elif not self._admitted():
+            return
+        elif path == acks.ROUTE and self.outbox is not None:
+            self._acknowledge(self.outbox)
+        else:
             self._send(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"read only\n", {"Allow": "GET"})
+
+    def _acknowledge(self, outbox: acks.AckOutbox) -> None:
+        """POST /api/alarms/ack: release the latched line alarms (edge/status/acks.py); admitted already."""
+        headers = {name: self.headers.get(name) for name in acks.CHECKED_HEADERS}
+        refusal = acks.cross_site_refusal(headers, open_page=self.guard is None)
+        if refusal is not None:
+            log.warning("status: alarm acknowledgement refused from %s: %s", self.address_string(), refusal)
+            self._send_json({"error": refusal}, HTTPStatus.FORBIDDEN)
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        try:
+            if not 0 <= length <= acks.MAX_BODY_BYTES:
+                raise ValueError(f"a body of at most {acks.MAX_BODY_BYTES} bytes")
+            source, charts, stated = acks.parse_request(self.rfile.read(length))
+        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+            self._send_json({"error": f"bad acknowledgement: {exc}"}, HTTPStatus.BAD_REQUEST)
+            return
+        user = stated
+        if self.guard is not None:  # who logged in (or the token) is recorded, not who the client says
+            who = self.guard.identify(self.headers.get("Authorization", ""), self.headers.get("Cookie", ""))
+            user = f"{stated} (token)" if who == "token" and stated else who
+        _, metrics, _, _ = self.app
+        status, body = acks.acknowledge(metrics.alarms, outbox, source, charts, user)
+        self._send_json(body, status)
 
     def _admitted(self) -> bool:
         """True when the page is open or the request carries a live login or the token; else the 401 (the
@@ -183,8 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _redirect_home(self, cookie: str) -> None:
         self._send(HTTPStatus.SEE_OTHER, "text/plain", b"", {"Location": "/", "Set-Cookie": cookie})
 
-    def _send_json(self, body: dict[str, Any]) -> None:
-        self._send(HTTPStatus.OK, "application/json", json.dumps(body).encode("utf-8"))
+    def _send_json(self, body: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send(status, "application/json", json.dumps(body).encode("utf-8"))
 
     def _send(
         self, status: HTTPStatus, content_type: str, body: bytes, headers: dict[str, str] | None = None

@@ -9,38 +9,25 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.errors import LinesideError
-
-EXAMPLES = """examples:
-  lineside aas export --out station.aasx                 the demo line's shell (AAS 3.0 AASX package)
-  lineside aas export /etc/lineside/line.yaml --out station.json
-"""
+from edge.i18n import say
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "aas",
-        help="the station as an Asset Administration Shell (export)",
-        description="The station and its inspections as an Asset Administration Shell (docs/standards.md).",
-    )
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
+    parser = subparsers.add_parser("aas", help=say("help.aas", lang), description=say("help.aas.about", lang))
     actions = parser.add_subparsers(dest="aas_action", metavar="ACTION", required=True)
     export = actions.add_parser(
         "export",
-        help="write the station's AAS environment to an .aasx or .json file",
-        description="Build the station's AAS environment (nameplate, technical data, AI models, interfaces, "
-        "inspection results, record history) and write it atomically.",
-        epilog=EXAMPLES,
+        help=say("help.aas.export", lang),
+        description=say("help.aas.export.about", lang),
+        epilog=say("help.aas.export.examples", lang),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument(
-        "config", nargs="?", type=Path, help="station config (YAML); default: the embedded demo"
-    )
-    export.add_argument("--out", type=Path, required=True, help="output file: FILE.aasx or FILE.json")
-    export.add_argument(
-        "--state-dir", type=Path, help="demo only: where its records are (default: XDG state dir)"
-    )
+    export.add_argument("config", nargs="?", type=Path, help=say("help.config_demo", lang))
+    export.add_argument("--out", type=Path, required=True, help=say("help.aas.export.out", lang))
+    export.add_argument("--state-dir", type=Path, help=say("help.aas.export.state_dir", lang))
     export.set_defaults(handler=_handle)
 
 

@@ -19,6 +19,7 @@ from edge.bench import BenchOptions, BenchReport, render, run_bench
 from edge.bench.model import compare_floors, load_frames, open_detector, parse_frame_size
 from edge.bench.table import render_summary
 from edge.errors import LinesideError
+from edge.i18n import say
 from edge.modelstore.card import load_verified, read_card
 
 EXAMPLES = """examples:
@@ -35,10 +36,11 @@ may be noisy, the ratios less so. Benchmarks are not tests: nothing here fails o
 """
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
+    """Add `bench`: an engineer's command; only its line in `lineside --help` is said in `lang`."""
     parser = subparsers.add_parser(
         "bench",
-        help="measure the model's floor, the detector, end-to-end latency, throughput, memory, start-up",
+        help=say("help.bench", lang),
         description="Benchmark the appliance against its model's floor: one table, all figures from one run.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

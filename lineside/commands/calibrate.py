@@ -13,17 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeAlias
 
-import cv2
-
 from calibration.boards import list_images, parse_target, read_gray
+from calibration.errors import InputError
 from calibration.intrinsics import DEFAULT_MIN_SHARPNESS, MIN_VIEWS, calibrate_intrinsics
-from calibration.refusal import RefusalError
 from calibration.robot import fit_robot_plane, read_pairs
 from calibration.scale import TILT_VARIATION_PCT, measure_scale
-from edge.errors import LinesideError
 from edge.i18n import Message, say
 from edge.station.calibfile import CalibrationFile, CameraFrame, load_calibration, update_calibration
 from lineside import __version__
+from lineside.commands.calibrate_errors import BAD_INPUT, reporting
 from lineside.commands.calibrate_report import (
     intrinsics_lines,
     robot_lines,
@@ -33,66 +31,32 @@ from lineside.commands.calibrate_report import (
 )
 from lineside.commands.language import add_language
 
-REFUSED, BAD_INPUT = 1, 2
+REFUSED = 1
 Handler = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-EXAMPLES = """steps, in the usual order:
-  intrinsics   lens model from 8+ views of a board (the runtime then undistorts every frame)
-  scale        mm per pixel on the working plane, from one image of a target lying on it
-  roi, show, check, thresholds, robot
-each step updates its section of one calibration file; see `lineside calibrate STEP --help`.
-example:
-  lineside calibrate intrinsics --images views/ --board chessboard:9x6:10mm --out station.json
-  lineside calibrate scale --image plate.png --target chessboard:9x6:10mm --out station.json
-exit status: 0 saved, 1 refused (error over its limit), 2 bad input.
-"""
-INTRINSICS_EXAMPLES = f"""examples:
-  lineside calibrate intrinsics --images views/ --board chessboard:9x6:10mm --out station.json
-  lineside calibrate intrinsics --images views/ --board charuco:7x5:30mm:22mm:DICT_5X5_100 --out station.json
-Boards: chessboard:COLSxROWS:SQUAREmm counts INNER corners (a board of 10x7 squares is 9x6);
-charuco:SQUARESXxSQUARESY:SQUAREmm:MARKERmm:DICT counts squares. Take {MIN_VIEWS}-20 sharp views, the
-board tilted 20-40 degrees in different directions and reaching the frame's corners and edges.
-Blurred views and views without the whole board are dropped and named; the set is refused when
-fewer than {MIN_VIEWS} remain or all are tilted alike. Over --max-rms nothing is saved unless --force.
-"""
-SCALE_EXAMPLES = f"""examples:
-  lineside calibrate scale --image plate.png --target chessboard:9x6:10mm --out station.json
-  lineside calibrate scale --image plate.png --target aruco:7:50mm --out station.json
-  lineside calibrate scale --image plate.png --target aruco:7:50mm:DICT_5X5_100 --out station.json
-Lay the target flat where the parts lie. If station.json has intrinsics the image is undistorted first,
-as the runtime does. When the scale varies by more than {TILT_VARIATION_PCT:g}% across the target (a
-tilted plane), a pixel->plane homography is saved too, so positions in mm are right across the frame.
-"""
-ROBOT_EXAMPLES = """examples:
-  lineside calibrate robot --pairs pairs.csv --out station.json
-  lineside calibrate robot --pairs pairs.csv --out new.json --frame 1280x960
-pairs.csv has one point per line: px,py,rx,ry (pixel in the frames the runtime sees, which are
-undistorted when station.json has intrinsics; robot-plane position in mm), 4 or more points spread
-over the working area, not on one line; a header line and '#' comments are allowed.
-"""
 
-
-def register(subparsers: Subparsers) -> None:
+def register(subparsers: Subparsers, lang: str) -> None:
+    """`lineside calibrate` and its steps, their help texts in `lang`."""
     parser = subparsers.add_parser(
         "calibrate",
-        help="set up and check a station: lens, mm scale, ROI, checks, thresholds, robot plane",
-        description="Set up and check a station's camera; each step updates a calibration file.",
-        epilog=EXAMPLES,
+        help=say("help.calibrate", lang),
+        description=say("help.calibrate.about", lang),
+        epilog=say("help.calibrate.examples", lang),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(handler=lambda _args: _usage(parser))
     sub = parser.add_subparsers(dest="calibrate_step", metavar="STEP")
-    _add_intrinsics(sub)
-    _add_scale(sub)
-    _add_robot(sub)
+    _add_intrinsics(sub, lang)
+    _add_scale(sub, lang)
+    _add_robot(sub, lang)
     try:
         from lineside.commands.calibrate_station import register_station_commands
     except ModuleNotFoundError as exc:  # only its absence is tolerated, never an error inside it
         if exc.name != "lineside.commands.calibrate_station":
             raise
     else:
-        register_station_commands(sub)
+        register_station_commands(sub, lang)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -101,8 +65,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _parser(
-    sub: Subparsers, name: str, summary: str, examples: str, handler: Handler
+    sub: Subparsers, name: str, lang: str, examples: str, handler: Handler
 ) -> argparse.ArgumentParser:
+    """A step's parser: its summary is `help.calibrate.<name>`, `examples` its epilog."""
+    summary = say(f"help.calibrate.{name}", lang)
     parser = sub.add_parser(
         name,
         help=summary,
@@ -110,59 +76,35 @@ def _parser(
         epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(handler=_reporting(name, handler))
-    add_language(parser)
+    parser.set_defaults(handler=reporting(name, handler))
+    add_language(parser, lang)
     return parser
 
 
-def _reporting(name: str, handler: Handler) -> Handler:
-    """Run a handler; a LinesideError (or an OS or OpenCV error) becomes one line on stderr, exit 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except RefusalError as exc:  # advice, in the technician's language
-            message = exc.said(args.lang)
-        except LinesideError as exc:
-            message = str(exc)
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            message = f"{exc.filename}: {why}" if exc.filename else why
-        except cv2.error as exc:
-            message = f"OpenCV: {str(exc).strip().splitlines()[-1]}"
-        print(f"lineside calibrate {name}: {message}", file=sys.stderr)
-        return BAD_INPUT
-
-    return run
-
-
-def _add_intrinsics(sub: Subparsers) -> None:
-    parser = _parser(
-        sub,
-        "intrinsics",
-        "compute the lens model from views of a board",
-        INTRINSICS_EXAMPLES,
-        handle_intrinsics,
-    )
+def _add_intrinsics(sub: Subparsers, lang: str) -> None:
+    examples = say("help.calibrate.intrinsics.examples", lang, min_views=MIN_VIEWS)
+    parser = _parser(sub, "intrinsics", lang, examples, handle_intrinsics)
     parser.add_argument(
-        "--images", type=Path, required=True, help="folder of board views (png, jpg, bmp, tif)"
+        "--images", type=Path, required=True, help=say("help.calibrate.intrinsics.images", lang)
     )
-    parser.add_argument("--board", required=True, help="board spec, e.g. chessboard:9x6:10mm")
+    parser.add_argument("--board", required=True, help=say("help.calibrate.intrinsics.board", lang))
+    parser.add_argument("--out", type=Path, required=True, help=say("help.calibrate.out", lang))
     parser.add_argument(
-        "--out", type=Path, required=True, help="calibration file to update (created if absent)"
+        "--max-rms",
+        type=float,
+        default=1.0,
+        metavar="PX",
+        help=say("help.calibrate.intrinsics.max_rms", lang),
     )
-    parser.add_argument(
-        "--max-rms", type=float, default=1.0, metavar="PX", help="refuse above (default 1.0 px)"
-    )
-    parser.add_argument("--force", action="store_true", help="save even when the RMS is over --max-rms")
+    parser.add_argument("--force", action="store_true", help=say("help.calibrate.force", lang))
     parser.add_argument(
         "--min-sharpness",
         type=float,
         default=DEFAULT_MIN_SHARPNESS,
         metavar="S",
-        help=f"drop views below this sharpness (default {DEFAULT_MIN_SHARPNESS:g}; each view's is printed)",
+        help=say("help.calibrate.intrinsics.min_sharpness", lang, sharpness=DEFAULT_MIN_SHARPNESS),
     )
-    parser.add_argument("--k3", action="store_true", help="also fit k3 (wide-angle lenses; needs many views)")
+    parser.add_argument("--k3", action="store_true", help=say("help.calibrate.intrinsics.k3", lang))
 
 
 def handle_intrinsics(args: argparse.Namespace) -> int:
@@ -196,19 +138,12 @@ def _print(lines: list[str]) -> None:
         print(line)
 
 
-def _add_scale(sub: Subparsers) -> None:
-    parser = _parser(
-        sub, "scale", "measure mm per pixel on the working plane from a target", SCALE_EXAMPLES, handle_scale
-    )
-    parser.add_argument(
-        "--image", type=Path, required=True, help="a frame with the target on the working plane"
-    )
-    parser.add_argument(
-        "--target", required=True, help="chessboard:COLSxROWS:SQUAREmm or aruco:ID:SIZEmm[:DICT]"
-    )
-    parser.add_argument(
-        "--out", type=Path, required=True, help="calibration file to update (created if absent)"
-    )
+def _add_scale(sub: Subparsers, lang: str) -> None:
+    examples = say("help.calibrate.scale.examples", lang, tilt_pct=TILT_VARIATION_PCT)
+    parser = _parser(sub, "scale", lang, examples, handle_scale)
+    parser.add_argument("--image", type=Path, required=True, help=say("help.calibrate.scale.image", lang))
+    parser.add_argument("--target", required=True, help=say("help.calibrate.scale.target", lang))
+    parser.add_argument("--out", type=Path, required=True, help=say("help.calibrate.out", lang))
 
 
 def handle_scale(args: argparse.Namespace) -> int:
@@ -223,19 +158,15 @@ def handle_scale(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_robot(sub: Subparsers) -> None:
-    parser = _parser(
-        sub, "robot", "fit pixel -> robot-plane mm from point pairs", ROBOT_EXAMPLES, handle_robot
-    )
-    parser.add_argument("--pairs", type=Path, required=True, help="CSV file: px,py,rx,ry per line, 4 or more")
+def _add_robot(sub: Subparsers, lang: str) -> None:
+    parser = _parser(sub, "robot", lang, say("help.calibrate.robot.examples", lang), handle_robot)
+    parser.add_argument("--pairs", type=Path, required=True, help=say("help.calibrate.robot.pairs", lang))
+    parser.add_argument("--out", type=Path, required=True, help=say("help.calibrate.out", lang))
+    parser.add_argument("--frame", metavar="WxH", help=say("help.calibrate.robot.frame", lang))
     parser.add_argument(
-        "--out", type=Path, required=True, help="calibration file to update (created if absent)"
+        "--max-rms", type=float, default=2.0, metavar="MM", help=say("help.calibrate.robot.max_rms", lang)
     )
-    parser.add_argument("--frame", metavar="WxH", help="frame size, needed when --out does not exist yet")
-    parser.add_argument(
-        "--max-rms", type=float, default=2.0, metavar="MM", help="refuse above (default 2 mm)"
-    )
-    parser.add_argument("--force", action="store_true", help="save even when the RMS is over --max-rms")
+    parser.add_argument("--force", action="store_true", help=say("help.calibrate.force", lang))
 
 
 def handle_robot(args: argparse.Namespace) -> int:
@@ -248,9 +179,8 @@ def handle_robot(args: argparse.Namespace) -> int:
         if not (0 <= px < camera.width and 0 <= py < camera.height)
     ]
     if outside:
-        raise LinesideError(
-            f"{args.pairs}: pair {outside[0]} is outside the {camera.width}x{camera.height} frame"
-        )
+        pair = {"path": args.pairs, "number": outside[0], "width": camera.width, "height": camera.height}
+        raise InputError(Message("calib.input.pair_outside", pair))
     fit = fit_robot_plane(pairs, str(args.pairs))
     _print(robot_lines(fit, args.lang))
     if fit.rms_mm > args.max_rms and not args.force:
@@ -266,11 +196,11 @@ def handle_robot(args: argparse.Namespace) -> int:
 def _robot_camera(frame: str | None, current: CalibrationFile | None, out: Path) -> CameraFrame:
     if frame is None:
         if current is None:
-            raise LinesideError(f"{out} does not exist yet: give the frame size with --frame WxH")
+            raise InputError(Message("calib.input.need_frame", {"out": out}))
         return current.camera
     width, sep, height = frame.lower().partition("x")
     if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
-        raise LinesideError(f"--frame {frame!r}: expected WIDTHxHEIGHT, e.g. 1280x960")
+        raise InputError(Message("calib.input.bad_frame", {"text": repr(frame)}))
     return CameraFrame(width=int(width), height=int(height))
 
 

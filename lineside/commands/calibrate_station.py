@@ -9,70 +9,42 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from collections.abc import Callable
+import unicodedata
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeAlias
 
 from calibration.check import check_frames, parse_limits, set_reference
+from calibration.errors import InputError
 from calibration.frames import Image, grab_frames, load_if_present, read_image, runtime_frame, write_png
-from calibration.roi import describe_roi, draw_roi, parse_polygon, parse_rect, save_roi
+from calibration.roi import draw_roi, parse_polygon, parse_rect, roi_message, save_roi
 from calibration.show import station_view
 from calibration.thresholds import propose_thresholds, write_thresholds
-from edge.errors import LinesideError
 from edge.i18n import Message, say
 from edge.judge.detector.detector import Detector
 from edge.judge.rules import RulesConfig, rules_from_card
-from edge.station.calibfile import load_calibration
+from edge.station.calibfile import CalibrationFile, load_calibration
 from edge.station.calibsections import CheckLimits
 from edge.station.check import StationReference
 from edge.station.config import load_config
+from lineside.commands.calibrate_errors import reporting
 from lineside.commands.calibrate_report import kept
 from lineside.commands.language import add_language
 
-BAD_INPUT = 2
+YES = ("y", "yes", "예", "네")  # the answers that write; anything else, or nothing, is no
 
-ROI_EXAMPLES = """examples:
-  lineside calibrate roi --image frame.png --rect 40,30,560,420 --out station.json
-  lineside calibrate roi --image frame.png --polygon 100,50,540,50,600,430,40,430 \
-      --out station.json --png roi.png
-The ROI is stored in station.json (previous kept as station.json.prev); the PNG shows it drawn
-(default: station.roi.png next to station.json). Only defects centred inside it can reject a part.
-"""
-SHOW_EXAMPLES = """examples:
-  lineside calibrate show --calibration station.json --image frame.png --png view.png
-  lineside calibrate show --calibration station.json --config line.yaml --model models/pcb/2.0 --png view.png
-Draws the ROI, a mm scale bar (if the station has a scale) and the model's detections (red: rejects,
-orange: below its threshold, grey: outside the ROI). Model: --model, else the config's default recipe,
-else the demo model.
-"""
-CHECK_EXAMPLES = """examples:
-  lineside calibrate check --calibration station.json --set-reference --image good_view.png
-  lineside calibrate check --calibration station.json --image now.png
-  lineside calibrate check --calibration station.json --config line.yaml --frames 5
-  lineside calibrate check --calibration station.json --image now.png --limit shift_fail_px=4
-Compares focus, exposure and pose with the stored reference frame. --set-reference stores one frame
-(and any --limit values) as the baseline. Limits (defaults, or as stored with the reference):
-{limits}
-exit status: 0 PASS or WARN, 1 FAIL, 2 bad input.
-"""
-THRESHOLDS_EXAMPLES = """examples:
-  lineside calibrate thresholds --good samples/good --bad samples/bad --out station.json
-  lineside calibrate thresholds --good g/ --bad b/ --out station.json --model models/pcb/2.0 --yes
-Runs the model on this station's golden samples, proposes per-class reject confidences meeting the
-target escape rate at the lowest overkill, and writes them after you confirm (--yes: without asking).
-exit status: 0 written, 1 not confirmed (nothing written), 2 bad input.
-"""
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def register_station_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add roi, show, check and thresholds to the `lineside calibrate` sub-command parser."""
+def register_station_commands(sub: Subparsers, lang: str) -> None:
+    """Add roi, show, check and thresholds to the `lineside calibrate` sub-command parser, their help texts
+    in `lang`."""
     for add in (_add_roi, _add_show, _add_check, _add_thresholds):
-        add(sub)
+        add(sub, lang)
 
 
-def _parser(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, examples: str
-) -> argparse.ArgumentParser:
+def _parser(sub: Subparsers, name: str, lang: str, examples: str) -> argparse.ArgumentParser:
+    """A step's parser: its summary is `help.calibrate.<name>`, `examples` its epilog."""
+    summary = say(f"help.calibrate.{name}", lang)
     parser = sub.add_parser(
         name,
         help=summary,
@@ -80,81 +52,71 @@ def _parser(
         epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_language(parser)
+    add_language(parser, lang)
     return parser
 
 
-def _add_roi(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = _parser(sub, "roi", "store the region of interest and draw it on a frame", ROI_EXAMPLES)
-    parser.add_argument("--image", type=Path, required=True, help="a frame from this station's camera")
+def _add_roi(sub: Subparsers, lang: str) -> None:
+    parser = _parser(sub, "roi", lang, say("help.calibrate.roi.examples", lang))
+    parser.add_argument("--image", type=Path, required=True, help=say("help.calibrate.roi.image", lang))
     shape = parser.add_mutually_exclusive_group(required=True)
-    shape.add_argument("--rect", metavar="X,Y,W,H", help="rectangle, frame pixels, top-left origin")
-    shape.add_argument("--polygon", metavar="X1,Y1,X2,Y2,...", help="corners in order, 3 or more")
+    shape.add_argument("--rect", metavar="X,Y,W,H", help=say("help.calibrate.roi.rect", lang))
+    shape.add_argument("--polygon", metavar="X1,Y1,X2,Y2,...", help=say("help.calibrate.roi.polygon", lang))
+    parser.add_argument("--out", type=Path, required=True, help=say("help.calibrate.out", lang))
+    parser.add_argument("--png", type=Path, help=say("help.calibrate.roi.png", lang))
+    parser.set_defaults(handler=reporting("roi", handle_roi))
+
+
+def _add_show(sub: Subparsers, lang: str) -> None:
+    parser = _parser(sub, "show", lang, say("help.calibrate.show.examples", lang))
     parser.add_argument(
-        "--out", type=Path, required=True, help="calibration file to update (created if absent)"
+        "--calibration", type=Path, required=True, help=say("help.calibrate.calibration", lang)
     )
-    parser.add_argument("--png", type=Path, help="picture of the ROI (default: <out>.roi.png)")
-    parser.set_defaults(handler=_reporting("roi", handle_roi))
-
-
-def _add_show(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = _parser(sub, "show", "draw the ROI, scale bar and detections on a frame", SHOW_EXAMPLES)
-    parser.add_argument("--calibration", type=Path, required=True, help="the station's calibration file")
     frame = parser.add_mutually_exclusive_group(required=True)
-    frame.add_argument("--image", type=Path, help="a saved frame")
-    frame.add_argument("--config", "--source", type=Path, help="station config: one frame from its source")
-    parser.add_argument("--model", type=Path, help="model folder (model.onnx + card.json)")
-    parser.add_argument("--png", type=Path, required=True, help="where to write the picture")
-    parser.set_defaults(handler=_reporting("show", handle_show))
+    frame.add_argument("--image", type=Path, help=say("help.calibrate.show.image", lang))
+    frame.add_argument("--config", "--source", type=Path, help=say("help.calibrate.show.config", lang))
+    parser.add_argument("--model", type=Path, help=say("help.calibrate.show.model", lang))
+    parser.add_argument("--png", type=Path, required=True, help=say("help.calibrate.show.png", lang))
+    parser.set_defaults(handler=reporting("show", handle_show))
 
 
-def _add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_check(sub: Subparsers, lang: str) -> None:
     defaults = ", ".join(f"{name}={value:g}" for name, value in CheckLimits().model_dump().items())
     limits = textwrap.fill(defaults, width=100, initial_indent="  ", subsequent_indent="  ")
-    parser = _parser(
-        sub,
-        "check",
-        "compare focus, exposure and pose with the reference",
-        CHECK_EXAMPLES.format(limits=limits),
-    )
-    parser.add_argument("--calibration", type=Path, required=True, help="the station's calibration file")
-    frames = parser.add_mutually_exclusive_group(required=True)
-    frames.add_argument("--image", type=Path, nargs="+", help="saved frame(s) to check")
-    frames.add_argument("--config", "--source", type=Path, help="station config: grab frames from its source")
-    parser.add_argument("--frames", type=int, default=3, metavar="N", help="frames to grab with --config")
-    parser.add_argument("--set-reference", action="store_true", help="store the (first) frame as reference")
+    parser = _parser(sub, "check", lang, say("help.calibrate.check.examples", lang, limits=limits))
     parser.add_argument(
-        "--limit", action="append", default=[], metavar="NAME=VALUE", help="override a limit (repeatable)"
+        "--calibration", type=Path, required=True, help=say("help.calibrate.calibration", lang)
     )
-    parser.set_defaults(handler=_reporting("check", handle_check))
-
-
-def _add_thresholds(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = _parser(
-        sub, "thresholds", "propose per-class thresholds from golden samples", THRESHOLDS_EXAMPLES
+    frames = parser.add_mutually_exclusive_group(required=True)
+    frames.add_argument("--image", type=Path, nargs="+", help=say("help.calibrate.check.image", lang))
+    frames.add_argument("--config", "--source", type=Path, help=say("help.calibrate.check.config", lang))
+    parser.add_argument(
+        "--frames", type=int, default=3, metavar="N", help=say("help.calibrate.check.frames", lang)
     )
-    parser.add_argument("--good", type=Path, required=True, help="folder of good parts from this station")
-    parser.add_argument("--bad", type=Path, required=True, help="folder of defective parts from this station")
-    parser.add_argument("--out", type=Path, required=True, help="calibration file to update")
-    parser.add_argument("--model", type=Path, help="model folder (default: the demo model)")
-    parser.add_argument("--target-escape", type=float, default=0.0, help="escape rate allowed (default 0)")
-    parser.add_argument("--yes", action="store_true", help="write without asking")
-    parser.set_defaults(handler=_reporting("thresholds", handle_thresholds))
+    parser.add_argument(
+        "--set-reference", action="store_true", help=say("help.calibrate.check.set_reference", lang)
+    )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=say("help.calibrate.check.limit", lang),
+    )
+    parser.set_defaults(handler=reporting("check", handle_check))
 
 
-def _reporting(
-    name: str, handler: Callable[[argparse.Namespace], int]
-) -> Callable[[argparse.Namespace], int]:
-    """Run a handler; a LinesideError becomes one line on stderr and exit status 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except LinesideError as exc:
-            print(f"lineside calibrate {name}: {exc}", file=sys.stderr)
-            return BAD_INPUT
-
-    return run
+def _add_thresholds(sub: Subparsers, lang: str) -> None:
+    parser = _parser(sub, "thresholds", lang, say("help.calibrate.thresholds.examples", lang))
+    parser.add_argument("--good", type=Path, required=True, help=say("help.calibrate.thresholds.good", lang))
+    parser.add_argument("--bad", type=Path, required=True, help=say("help.calibrate.thresholds.bad", lang))
+    parser.add_argument("--out", type=Path, required=True, help=say("help.calibrate.thresholds.out", lang))
+    parser.add_argument("--model", type=Path, help=say("help.calibrate.thresholds.model", lang))
+    parser.add_argument(
+        "--target-escape", type=float, default=0.0, help=say("help.calibrate.thresholds.target_escape", lang)
+    )
+    parser.add_argument("--yes", action="store_true", help=say("help.calibrate.thresholds.yes", lang))
+    parser.set_defaults(handler=reporting("thresholds", handle_thresholds))
 
 
 def handle_roi(args: argparse.Namespace) -> int:
@@ -166,7 +128,7 @@ def handle_roi(args: argparse.Namespace) -> int:
     scale = calibration.scale_for(frame.shape, str(args.out))
     png = write_png(args.png or args.out.with_suffix(".roi.png"), draw_roi(frame, roi, scale))
     was_there = kept(args.out, existing is not None)
-    print(say("calib.roi.saved", args.lang, roi=describe_roi(roi, scale), out=args.out, kept=was_there))
+    print(say("calib.roi.saved", args.lang, roi=roi_message(roi, scale), out=args.out, kept=was_there))
     drawn = "calib.roi.drawn_undistorted" if intrinsics_id else "calib.roi.drawn"
     print(say(drawn, args.lang, image=args.image, png=png))
     return 0
@@ -185,8 +147,15 @@ def _model_dir(model: Path | None, config: Path | None) -> Path:
     return demo_model_dir()
 
 
+def _calibration(path: Path) -> CalibrationFile:
+    """The station's calibration file, which must be there (a missing one is said in the reader's words)."""
+    if not path.exists():
+        raise InputError(Message("calib.input.no_calibration", {"path": path}))
+    return load_calibration(path)
+
+
 def handle_show(args: argparse.Namespace) -> int:
-    calibration = load_calibration(args.calibration)
+    calibration = _calibration(args.calibration)
     origin, raw = _frames(args.image, args.config, 1)[0]
     image = runtime_frame(calibration, raw, origin)
     detector = Detector(_model_dir(args.model, args.config))
@@ -218,7 +187,7 @@ def _frames(images: list[Path] | Path | None, config: Path | None, count: int) -
         paths = images if isinstance(images, list) else [images]
         return [(str(path), read_image(path)) for path in paths]
     if config is None:
-        raise LinesideError("give --image or --config")
+        raise InputError(Message("calib.input.give_frames"))
     return grab_frames(config, count)
 
 
@@ -233,6 +202,8 @@ def handle_check(args: argparse.Namespace) -> int:
         image = args.calibration.parent / section.image
         print(say("calib.reference.saved", args.lang, image=image, calibration=args.calibration))
         return 0
+    if _calibration(args.calibration).reference is None:
+        raise InputError(Message("calib.input.no_reference", {"path": args.calibration}))
     reference = StationReference.load(args.calibration)
     limits = parse_limits(args.limit, reference.section.limits)
     frames = _frames(args.image, args.config, args.frames)
@@ -246,13 +217,13 @@ def handle_check(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def confirm(question: str, stdin: TextIO, out: TextIO) -> bool:
-    """Ask a yes/no question; anything but y/yes, or end of input, is no."""
-    print(f"{question} [y/N] ", end="", file=out, flush=True)
+def confirm(question: str, stdin: TextIO, out: TextIO, lang: str | None = "en") -> bool:
+    """Ask a yes/no question; anything but y/yes (or, in any language, 예/네), or end of input, is no."""
+    print(f"{question} {say('calib.thresholds.choices', lang)} ", end="", file=out, flush=True)
     answer = stdin.readline()
     if not answer:
         print("", file=out)
-    return answer.strip().lower() in ("y", "yes")
+    return unicodedata.normalize("NFC", answer.strip().lower()) in YES
 
 
 def handle_thresholds(args: argparse.Namespace) -> int:
@@ -261,7 +232,7 @@ def handle_thresholds(args: argparse.Namespace) -> int:
     for line in proposal.lines(args.lang):
         print(line)
     question = say("calib.thresholds.ask", args.lang, out=args.out)
-    if not args.yes and not confirm(question, sys.stdin, sys.stdout):
+    if not args.yes and not confirm(question, sys.stdin, sys.stdout, args.lang):
         print(say("calib.thresholds.not_written", args.lang, out=args.out))
         return 1
     existed = args.out.exists()

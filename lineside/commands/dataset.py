@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.errors import LinesideError
+from edge.i18n import say
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
@@ -20,10 +21,11 @@ EXIT_BAD_INPUT = 2
 PROGRESS_EVERY = 250  # images between progress lines on stderr
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
+    """Add `dataset`: an engineer's command; only its line in `lineside --help` is said in `lang`."""
     parser = subparsers.add_parser(
         "dataset",
-        help="check, split and import YOLO-layout datasets",
+        help=say("help.dataset", lang),
         description="Check, split and import YOLO-layout datasets (data.yaml, images/SPLIT, labels/SPLIT).",
     )
     actions = parser.add_subparsers(dest="dataset_action", metavar="ACTION", required=True)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from edge.errors import LinesideError
+from edge.i18n import say
 
 EXAMPLES = """examples:
   lineside eval --model models/pcb/1.0.0 --data datasets/pcb --out reports/pcb
@@ -24,10 +25,11 @@ exit status: 0 done (parity passed), 1 parity failed or the escape target was mi
 """
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
+    """Add `eval`: an engineer's command; only its line in `lineside --help` is said in `lang`."""
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate an exported model on labelled data through the runtime, or check export parity",
+        help=say("help.eval", lang),
         description="Score a labelled YOLO split through the line's detector; report box and part metrics.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ErrorCode, LinesideError
+from edge.i18n import say
 from edge.judge.detector.config import DetectorConfig
 from edge.judge.inspection import Decision
 from edge.judge.inspector import Inspection, Inspector, Model, load_model
@@ -20,36 +21,22 @@ from edge.station.config import RecipeConfig, load_config
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
-EXAMPLES = """examples:
-  lineside inspect part.png                       the shipped demo model and its default thresholds
-  lineside inspect --json images/                 one JSON object per image (boxes in image pixels)
-  lineside inspect --model models/pcb/2.0 --config line.yaml --recipe 2 images/
-  lineside inspect --json --min-confidence 0.05 val/   report weak detections too (for escape/overkill curves)
-  lineside inspect --json --model models/tiles-anomaly/1.0.0 tiles/   any model kind; each stage in "stages"
-exit status: 0 all judged, 1 some image was a FAULT (unreadable, corrupt), 2 bad arguments or model.
-"""
 
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
     parser = subparsers.add_parser(
         "inspect",
-        help="judge image files or folders with the line's detector and rules",
-        description="Run the detector and decision rules on image files, as the line would.",
-        epilog=EXAMPLES,
+        help=say("help.inspect", lang),
+        description=say("help.inspect.about", lang),
+        epilog=say("help.inspect.examples", lang),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("paths", nargs="+", type=Path, help=say("help.inspect.paths", lang))
+    parser.add_argument("--model", type=Path, help=say("help.inspect.model", lang))
+    parser.add_argument("--config", type=Path, help=say("help.inspect.config", lang))
+    parser.add_argument("--recipe", type=int, help=say("help.inspect.recipe", lang))
+    parser.add_argument("--json", action="store_true", help=say("help.inspect.json", lang))
     parser.add_argument(
-        "--model", type=Path, help="model folder (model.onnx + card.json); default: demo model"
-    )
-    parser.add_argument("--config", type=Path, help="station config: take ROI and rules from its recipe")
-    parser.add_argument("--recipe", type=int, help="recipe number in --config (default: its default_recipe)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument(
-        "--min-confidence",
-        type=float,
-        metavar="F",
-        help="report detections down to F; the verdict rules are unchanged",
+        "--min-confidence", type=float, metavar="F", help=say("help.inspect.min_confidence", lang)
     )
     parser.set_defaults(handler=handle)
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from edge.errors import LinesideError
+from edge.i18n import say
 from training.registry import (
     GateConfig,
     ModelEntry,
@@ -24,41 +25,34 @@ from training.registry import (
 EXIT_OK = 0
 EXIT_REFUSED = 1
 
-_EXAMPLES = """examples:
-  lineside models list --registry /var/lib/lineside/models
-  lineside models add runs/pcb-2024-06/export --registry models
-  lineside models verify pcb 1.2.0
-  lineside models promote pcb 1.2.0 --eval-data datasets/pcb   # evaluates first when no report exists
-  lineside models rollback pcb
-"""
 
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
     parser = subparsers.add_parser(
         "models",
-        help="list, verify, promote and roll back models in a registry",
-        description="The model registry: <registry>/<name>/<version>/ folders and <name>/promoted.json. "
-        "A running appliance whose recipe names the registry picks up a promotion between parts.",
-        epilog=_EXAMPLES,
+        help=say("help.models", lang),
+        description=say("help.models.about", lang),
+        epilog=say("help.models.examples", lang),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--registry", type=Path, default=Path("models"), help="registry folder (./models)")
+    parser.add_argument(
+        "--registry", type=Path, default=Path("models"), help=say("help.models.registry", lang)
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="names, versions, current/previous, card metrics")
-    add = actions.add_parser("add", help="copy an exported model folder in as <name>/<version>")
-    add.add_argument("model_dir", type=Path, help="model.onnx, card.json (and eval/, parity.json)")
-    verify = actions.add_parser("verify", help="card, sha256, onnxruntime session, shapes, warm-up run")
+    actions.add_parser("list", help=say("help.models.list", lang))
+    add = actions.add_parser("add", help=say("help.models.add", lang))
+    add.add_argument("model_dir", type=Path, help=say("help.models.model_dir", lang))
+    verify = actions.add_parser("verify", help=say("help.models.verify", lang))
     verify.add_argument("name")
     verify.add_argument("version")
-    prom = actions.add_parser("promote", help="make a version current, after the gate (escape rate, parity)")
+    prom = actions.add_parser("promote", help=say("help.models.promote", lang))
     prom.add_argument("name")
     prom.add_argument("version")
-    prom.add_argument("--eval-data", type=Path, help="YOLO dataset to evaluate on when no report exists")
-    prom.add_argument("--max-escape", type=float, help="gate: most escape rate allowed (gate.yaml or 0.03)")
-    prom.add_argument("--note", default="", help="why, kept in the pointer's history")
-    back = actions.add_parser("rollback", help="make the previous version current again (one step)")
+    prom.add_argument("--eval-data", type=Path, help=say("help.models.eval_data", lang))
+    prom.add_argument("--max-escape", type=float, help=say("help.models.max_escape", lang))
+    prom.add_argument("--note", default="", help=say("help.models.note", lang))
+    back = actions.add_parser("rollback", help=say("help.models.rollback", lang))
     back.add_argument("name")
-    back.add_argument("--note", default="", help="why, kept in the pointer's history")
+    back.add_argument("--note", default="", help=say("help.models.note", lang))
     parser.set_defaults(handler=run)
 
 

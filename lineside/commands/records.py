@@ -17,11 +17,12 @@ from typing import Literal, TextIO
 
 from edge.atomic import atomic_write_text
 from edge.errors import LinesideError
+from edge.i18n import Message, say
 from edge.judge.inspection import Verdict
+from edge.locale import FALLBACK
 from edge.records.model import InspectionRecord
 from edge.records.query import export_csv, export_jsonl, query
 from edge.records.schema import DB_FILE
-from lineside.commands.timearg import TIME_HELP
 from lineside.commands.timearg import parse_time as parse_time  # noqa: PLC0414 (re-exported: dataset.py)
 
 OutputFormat = Literal["table", "csv", "jsonl"]
@@ -30,61 +31,69 @@ ConfigResolver = Callable[[Path], Path]  # appliance config file -> its records 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
-_TIME_HELP = TIME_HELP
-
 
 def register(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    lang: str,
     config_resolver: ConfigResolver | None = None,
 ) -> None:
-    """Add `records`; `config_resolver` turns --config FILE into the records folder (the config loader)."""
+    """Add `records`, its help texts in `lang`; `config_resolver` turns --config FILE into the records folder
+    (the config loader)."""
     parser = subparsers.add_parser(
-        "records",
-        help="list or export inspection records",
-        description="List or export inspection records (read-only; safe while the appliance runs).",
+        "records", help=say("help.records", lang), description=say("help.records.about", lang)
     )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--dir", type=Path, help="records folder (holds records.db); default: the demo's")
-    where.add_argument("--config", type=Path, help="appliance config file; its records folder is read")
-    parser.add_argument("--verdict", choices=[v.value for v in Verdict], help="only this verdict")
-    parser.add_argument("--since", help=f"from this trigger time, inclusive: {_TIME_HELP}")
-    parser.add_argument("--until", help=f"up to this trigger time, exclusive: {_TIME_HELP}")
-    parser.add_argument("--limit", type=int, help="only the latest N matching records")
-    parser.add_argument("--format", choices=("table", "csv", "jsonl"), default="table", help="output format")
-    parser.add_argument("--output", type=Path, help="write here (atomically) instead of stdout")
+    where.add_argument("--dir", type=Path, help=say("help.records.dir", lang))
+    where.add_argument("--config", type=Path, help=say("help.records.config", lang))
+    parser.add_argument(
+        "--verdict", choices=[v.value for v in Verdict], help=say("help.records.verdict", lang)
+    )
+    time = Message("help.records.time")
+    parser.add_argument("--since", help=say("help.records.since", lang, time=time))
+    parser.add_argument("--until", help=say("help.records.until", lang, time=time))
+    parser.add_argument("--limit", type=int, help=say("help.records.limit", lang))
+    formats = ("table", "csv", "jsonl")
+    parser.add_argument("--format", choices=formats, default="table", help=say("help.records.format", lang))
+    parser.add_argument("--output", type=Path, help=say("help.records.output", lang))
     parser.set_defaults(
         handler=functools.partial(_handle_args, config_resolver=config_resolver or _records_dir)
     )
-    _register_mark(parser, config_resolver or _records_dir)
+    _register_actions(parser, lang, config_resolver or _records_dir)
 
 
-def _register_mark(parser: argparse.ArgumentParser, config_resolver: ConfigResolver) -> None:
+def _register_actions(parser: argparse.ArgumentParser, lang: str, config_resolver: ConfigResolver) -> None:
+    """`lineside records mark | show | summary | alarms`."""
+    actions = parser.add_subparsers(dest="records_action", metavar="ACTION")
+    _register_mark(actions, lang, config_resolver)
+    from lineside.commands.records_show import register_show  # `records show SEQ`: a record's evidence
+
+    register_show(actions, lang, config_resolver)
+    from lineside.commands.records_summary import register_summary
+
+    register_summary(actions, lang, config_resolver)
+    from lineside.commands.records_alarms import register_alarms  # line alarms: edge/spc over the records
+
+    register_alarms(actions, lang, config_resolver)
+
+
+def _register_mark(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], lang: str, config_resolver: ConfigResolver
+) -> None:
     """`lineside records mark SEQ --as KIND`: an operator's verdict on a record, for relabelling."""
     from edge.records.marks import MARK_KINDS
 
-    actions = parser.add_subparsers(dest="records_action", metavar="ACTION")
     mark = actions.add_parser(
-        "mark",
-        help="mark a record as an escape, an overkill or for relabelling",
-        description="Mark a record (stored in records.db's marks table; `lineside dataset import-records "
-        "--marked` exports marked parts for relabelling).",
+        "mark", help=say("help.records.mark", lang), description=say("help.records.mark.about", lang)
     )
-    mark.add_argument("record", metavar="SEQ", help="the record: SEQ, or BOOT:SEQ when boots repeat it")
-    mark.add_argument("--as", dest="kind", required=True, choices=MARK_KINDS, help="what the operator found")
-    mark.add_argument("--note", default="", help="free text, e.g. what the defect was")
+    mark.add_argument("record", metavar="SEQ", help=say("help.records.seq", lang))
+    mark.add_argument(
+        "--as", dest="kind", required=True, choices=MARK_KINDS, help=say("help.records.mark.as", lang)
+    )
+    mark.add_argument("--note", default="", help=say("help.records.mark.note", lang))
     where = mark.add_mutually_exclusive_group()
-    where.add_argument("--dir", dest="mark_dir", type=Path, help="records folder; default: the demo's")
-    where.add_argument("--config", dest="mark_config", type=Path, help="appliance config file")
+    where.add_argument("--dir", dest="mark_dir", type=Path, help=say("help.records.dir_demo", lang))
+    where.add_argument("--config", dest="mark_config", type=Path, help=say("help.records.config_file", lang))
     mark.set_defaults(handler=functools.partial(_handle_mark, config_resolver=config_resolver))
-    from lineside.commands.records_show import register_show  # `records show SEQ`: a record's evidence
-
-    register_show(actions, config_resolver)
-    from lineside.commands.records_summary import register_summary
-
-    register_summary(actions, config_resolver)
-    from lineside.commands.records_alarms import register_alarms  # line alarms: edge/spc over the records
-
-    register_alarms(actions, config_resolver)
 
 
 def _handle_mark(args: argparse.Namespace, config_resolver: ConfigResolver) -> int:
@@ -232,7 +241,7 @@ def _write_table(records: Sequence[InspectionRecord], out: TextIO) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry: `python -m lineside.commands.records records --dir ...` (tests, before the CLI)."""
     parser = argparse.ArgumentParser(prog="lineside")
-    register(parser.add_subparsers(dest="command", required=True))
+    register(parser.add_subparsers(dest="command", required=True), FALLBACK)
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)

@@ -11,6 +11,7 @@ import functools
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -18,76 +19,57 @@ import yaml
 from pydantic import ValidationError
 
 from edge.errors import LinesideError
-from edge.i18n import Message, render
+from edge.i18n import Message, say
 from edge.judge.inspection import Verdict
-from edge.records.alarms import recorded_alarms
+from edge.locale import LANGUAGES, environment_language, language_from
+from edge.locale.names import Glossary, say_named
+from edge.records.alarms import recorded_acks, recorded_alarms
+from edge.records.evidence import picture_language
 from edge.records.query import query
 from edge.records.schema import DB_FILE
+from edge.spc.ack import chart_word, who_word
 from edge.spc.alarm import Alarm
 from edge.spc.config import SpcConfig
 from edge.spc.drift import reference_measures
 from edge.spc.replay import kept_image_loader, replay
-from lineside.commands.timearg import TIME_HELP, parse_time
+from lineside.commands.language import command_glossary, command_language
+from lineside.commands.timearg import parse_time
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # as `lineside records`
-EXAMPLES = """examples:
-  lineside records alarms --since -8h                    the alarms the line raised in the last shift
-  lineside records alarms --replay --since -8h           the records replayed through the charts
-  lineside records alarms --replay --png /tmp/alarms     and a control chart picture per alarm
-  lineside records alarms --spc spc.yaml --reference calibration/station.json   (implies --replay)
-"""
 
 
 def register_alarms(
     actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    lang: str,
     config_resolver: Callable[[Path], Path],
 ) -> None:
-    """Add `alarms` under `lineside records`."""
+    """Add `alarms` under `lineside records`, its help texts in `lang`."""
     alarms = actions.add_parser(
         "alarms",
-        help="line alarms: those the line raised, or the records replayed through the charts",
-        description="List the line alarms the live line raised (docs/spc.md): chart, rule, subgroup or\n"
-        "point, values, limits, the parts behind it and its chart picture. --replay instead replays the\n"
-        "records through the charts (image drift then measures the kept images only). An alarm never\n"
-        "changed a verdict.",
-        epilog=EXAMPLES,
+        help=say("help.records.alarms", lang),
+        description=say("help.records.alarms.about", lang),
+        epilog=say("help.records.alarms.examples", lang),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    alarms.add_argument(
-        "--since", dest="alarms_since", metavar="T", help=f"from this trigger time: {TIME_HELP}"
-    )
-    alarms.add_argument(
-        "--until", dest="alarms_until", metavar="T", help=f"up to this trigger time: {TIME_HELP}"
-    )
-    alarms.add_argument(
-        "--replay",
-        action="store_true",
-        help="replay the records through the charts (--png, --spc... imply it)",
-    )
-    alarms.add_argument("--png", type=Path, metavar="DIR", help="write a control chart PNG per alarm here")
-    alarms.add_argument(
-        "--spc",
-        type=Path,
-        metavar="FILE",
-        help="YAML of the spc section (docs/spc.md); default: its defaults",
-    )
-    alarms.add_argument(
-        "--subgroup", type=int, metavar="N", help="parts per p-chart subgroup (overrides --spc)"
-    )
-    alarms.add_argument(
-        "--baseline-subgroups", type=int, metavar="K", help="subgroups learnt as the centre (overrides --spc)"
-    )
-    alarms.add_argument(
-        "--reference",
-        type=Path,
-        metavar="CALIBRATION",
-        help="calibration file: its reference frame is the "
-        "centre of image drift (else the first frames' mean)",
-    )
+    time = Message("help.records.time")
+    since, until = say("help.records.from", lang, time=time), say("help.records.to", lang, time=time)
+    alarms.add_argument("--since", dest="alarms_since", metavar="T", help=since)
+    alarms.add_argument("--until", dest="alarms_until", metavar="T", help=until)
+    alarms.add_argument("--replay", action="store_true", help=say("help.records.alarms.replay", lang))
+    alarms.add_argument("--png", type=Path, metavar="DIR", help=say("help.records.alarms.png", lang))
+    alarms.add_argument("--spc", type=Path, metavar="FILE", help=say("help.records.alarms.spc", lang))
+    alarms.add_argument("--subgroup", type=int, metavar="N", help=say("help.records.alarms.subgroup", lang))
+    baseline = say("help.records.alarms.baseline", lang)
+    alarms.add_argument("--baseline-subgroups", type=int, metavar="K", help=baseline)
+    reference = say("help.records.alarms.reference", lang)
+    alarms.add_argument("--reference", type=Path, metavar="CALIBRATION", help=reference)
     where = alarms.add_mutually_exclusive_group()
-    where.add_argument("--dir", dest="alarms_dir", metavar="DIR", type=Path, help="records folder")
-    where.add_argument("--config", dest="alarms_config", metavar="FILE", type=Path, help="appliance config")
+    dir_help = say("help.records.alarms.dir", lang)
+    where.add_argument("--dir", dest="alarms_dir", metavar="DIR", type=Path, help=dir_help)
+    config_help = say("help.records.alarms.config", lang)
+    where.add_argument("--config", dest="alarms_config", metavar="FILE", type=Path, help=config_help)
+    alarms.add_argument("--lang", dest="alarms_lang", choices=LANGUAGES, help=say("help.lang_config", lang))
     alarms.set_defaults(handler=functools.partial(_handle, config_resolver=config_resolver))
 
 
@@ -98,6 +80,9 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
     try:
         if records_dir is None and config is not None:
             records_dir = config_resolver(config)
+        # The station's language and its words for class names; the demo's for the demo's records.
+        lang = command_language(args.alarms_lang, config)
+        glossary = command_glossary(config, demo=records_dir is None)
     except LinesideError as exc:
         print(f"lineside records alarms: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -108,9 +93,8 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
     overrides = {"subgroup": args.subgroup, "baseline_subgroups": args.baseline_subgroups}
     replay_options = (args.png, args.spc, args.subgroup, args.baseline_subgroups, args.reference)
     if not args.replay and all(option is None for option in replay_options):
-        return run_recorded(
-            records_dir, since=args.alarms_since or args.since, until=args.alarms_until or args.until
-        )
+        since, until = args.alarms_since or args.since, args.alarms_until or args.until
+        return run_recorded(records_dir, since=since, until=until, lang=lang, glossary=glossary)
     return run_alarms(
         records_dir,
         since=args.alarms_since or args.since,
@@ -119,6 +103,8 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
         spc_file=args.spc,
         pchart={k: v for k, v in overrides.items() if v is not None},
         reference=args.reference,
+        lang=lang,
+        glossary=glossary,
     )
 
 
@@ -155,8 +141,11 @@ def run_alarms(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     now: float | None = None,
+    lang: str | None = None,
+    glossary: Glossary | None = None,
 ) -> int:
-    """The command itself: prints the alarms; errors are one line on `stderr` and exit code 2."""
+    """The command itself: prints the alarms and draws their pictures in `lang` (None: the locale's), class
+    names in the plant's words from `glossary`; errors are one line on `stderr` and exit code 2."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
@@ -174,7 +163,10 @@ def run_alarms(
         if png is not None and charts.alarms:
             from lineside.commands.records_alarms_png import write_pngs
 
-            pictures = write_pngs(charts, png)
+            pictures = write_pngs(charts, png, lang, glossary)
+            if picture_language(lang) != (language_from(lang) if lang else environment_language()):
+                note = "no font with Hangul installed (Debian fonts-noto-cjk): the pictures are in English"
+                print(f"lineside records alarms: {note}", file=err)
     except (LinesideError, OSError) as exc:
         print(f"lineside records alarms: {exc}", file=err)
         return EXIT_BAD_INPUT
@@ -191,7 +183,7 @@ def run_alarms(
     elif 0 < counts.images < needed:
         lines.append(Message("spc.few_images", {"images": counts.images, "baseline": needed}))
     for message in lines:
-        out.write(render(message) + "\n")
+        out.write(say_named(message, lang, glossary) + "\n")
     for picture in pictures:
         print(f"wrote {picture}", file=err)
     return EXIT_OK
@@ -205,9 +197,12 @@ def run_recorded(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     now: float | None = None,
+    lang: str | None = None,
+    glossary: Glossary | None = None,
 ) -> int:
     """The alarms the live line stored, oldest first, each with its chart picture's path; the counts of
-    the parts in the same window head them. Errors are one line on `stderr` and exit code 2."""
+    the parts in the same window head them; said in `lang` (None: the locale's) with the plant's names
+    from `glossary`. Errors are one line on `stderr` and exit code 2."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
@@ -220,6 +215,7 @@ def run_recorded(
         stored = [
             a for a in recorded_alarms(records_dir, since_s) if until_s is None or a.raised_at <= until_s
         ]
+        acks = [a for a in recorded_acks(records_dir, since_s) if until_s is None or a.acked_at <= until_s]
         records = query(db_path, since=since_s, until=until_s)
     except (LinesideError, OSError) as exc:
         print(f"lineside records alarms: {exc}", file=err)
@@ -232,10 +228,19 @@ def run_recorded(
     head = (
         Message("spc.count", {"alarms": len(stored), **numbers}) if stored else Message("spc.none", numbers)
     )
-    out.write(render(head) + "\n")
+    out.write(say_named(head, lang, glossary) + "\n")
     for entry in stored:
         message = dataclasses.replace(Alarm.from_json(entry.alarm).message(), indent=1)
-        out.write(render(message) + "\n")
+        out.write(say_named(message, lang, glossary) + "\n")
         if entry.chart_png is not None:  # a path: the same in every language
             out.write(f"    {records_dir / entry.chart_png}\n")
+    if acks:  # who released the latches, when (edge/spc/ack.py)
+        out.write(say_named(Message("spc.acks", {"count": len(acks)}), lang, glossary) + "\n")
+    for ack in acks:
+        params = {
+            "time": datetime.fromtimestamp(ack.acked_at).strftime("%Y-%m-%d %H:%M:%S"),
+            "who": who_word(ack.source, ack.user),
+            "charts": tuple(chart_word(c) for c in ack.charts),
+        }
+        out.write(say_named(Message("spc.ack", params, indent=1), lang, glossary) + "\n")
     return EXIT_OK

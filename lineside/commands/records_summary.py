@@ -13,62 +13,46 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.errors import LinesideError
-from edge.i18n import Message, render
+from edge.i18n import Message, say
 from edge.locale import LANGUAGES
-from edge.records.alarms import recorded_alarms
+from edge.locale.names import Glossary, say_named
+from edge.records.alarms import recorded_acks, recorded_alarms
 from edge.records.query import query
 from edge.records.schema import DB_FILE
 from edge.records.shift import summarise
 from edge.records.shift_alarms import alarm_sentences
 from edge.spc.config import SpcConfig
-from lineside.commands.language import command_language
+from lineside.commands.language import command_glossary, command_language
 from lineside.commands.timearg import parse_time
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # as `lineside records`
 
-TIME_HELP = "ISO time (2024-05-01T06:00, local unless it has an offset), 'now', or relative (-8h, -30m)"
-EXAMPLES = """examples:
-  lineside records summary --since -8h              the last eight hours (a shift)
-  lineside records summary --since 2024-05-01T06:00 --until 2024-05-01T14:00
-  lineside records summary --config /etc/lineside/line.yaml
-  lineside records summary --lang ko                in Korean (default: the locale, LANG=ko_KR.UTF-8)
-"""
-
 
 def register_summary(
     actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    lang: str,
     config_resolver: Callable[[Path], Path],
 ) -> None:
-    """Add `summary` under `lineside records`."""
+    """Add `summary` under `lineside records`, its help texts in `lang`."""
     summary = actions.add_parser(
         "summary",
-        help="the shift in sentences: yield, top reject causes and their trend, faults, line alarms",
-        description="Say what happened on the line in sentences: yield, the top reject causes with\n"
-        "their share and trend (the first half of the parts against the last half), faults and\n"
-        "their causes, the line alarms raised. Without --since, every record is summarised.",
-        epilog=EXAMPLES,
+        help=say("help.records.summary", lang),
+        description=say("help.records.summary.about", lang),
+        epilog=say("help.records.summary.examples", lang),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    summary.add_argument(
-        "--since", dest="summary_since", metavar="T", help=f"from this trigger time: {TIME_HELP}"
-    )
-    summary.add_argument(
-        "--until", dest="summary_until", metavar="T", help=f"up to this trigger time: {TIME_HELP}"
-    )
+    time = Message("help.records.summary.time")
+    since, until = say("help.records.from", lang, time=time), say("help.records.to", lang, time=time)
+    summary.add_argument("--since", dest="summary_since", metavar="T", help=since)
+    summary.add_argument("--until", dest="summary_until", metavar="T", help=until)
     where = summary.add_mutually_exclusive_group()
     where.add_argument(
-        "--dir", dest="summary_dir", metavar="DIR", type=Path, help="records folder; default: the demo's"
+        "--dir", dest="summary_dir", metavar="DIR", type=Path, help=say("help.records.dir_demo", lang)
     )
-    where.add_argument(
-        "--config", dest="summary_config", metavar="FILE", type=Path, help="appliance config file"
-    )
-    summary.add_argument(
-        "--lang",
-        dest="summary_lang",
-        choices=LANGUAGES,
-        help="language (default: the config's station.language, else the locale (LANG), else en)",
-    )
+    config_help = say("help.records.config_file", lang)
+    where.add_argument("--config", dest="summary_config", metavar="FILE", type=Path, help=config_help)
+    summary.add_argument("--lang", dest="summary_lang", choices=LANGUAGES, help=say("help.lang_config", lang))
     summary.set_defaults(handler=functools.partial(_handle, config_resolver=config_resolver))
 
 
@@ -81,6 +65,7 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
             records_dir = config_resolver(config)
         lang = command_language(args.summary_lang, config)
         spc = None if config is None else _station_spc(config)
+        glossary = command_glossary(config, demo=records_dir is None)
     except LinesideError as exc:
         print(f"lineside records summary: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -94,6 +79,7 @@ def _handle(args: argparse.Namespace, config_resolver: Callable[[Path], Path]) -
         until=args.summary_until or args.until,
         lang=lang,
         spc=spc,
+        glossary=glossary,
     )
 
 
@@ -113,10 +99,11 @@ def run_summary(
     now: float | None = None,
     lang: str | None = None,
     spc: SpcConfig | None = None,
+    glossary: Glossary | None = None,
 ) -> int:
-    """The command itself: prints the sentences in `lang` (None: the locale's), the line alarms' latching
-    judged with `spc` (the station's spc section; None: its defaults); errors are one line on `stderr` and
-    exit code 2."""
+    """The command itself: prints the sentences in `lang` (None: the locale's), class and stage names in
+    the plant's words from `glossary`, the line alarms' latching judged with `spc` (the station's spc
+    section; None: its defaults); errors are one line on `stderr` and exit code 2."""
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
@@ -135,10 +122,12 @@ def run_summary(
             if records:
                 stored = recorded_alarms(records_dir, since_s)
                 alarms = [a for a in stored if until_s is None or a.raised_at < until_s]
-                messages += alarm_sentences(alarms, records, spc or SpcConfig())
+                acked = recorded_acks(records_dir, since_s)
+                acks = [a for a in acked if until_s is None or a.acked_at < until_s]
+                messages += alarm_sentences(alarms, records, spc or SpcConfig(), acks)
     except (LinesideError, OSError) as exc:
         print(f"lineside records summary: {exc}", file=err)
         return EXIT_BAD_INPUT
     for message in messages:
-        out.write(render(message, lang) + "\n")
+        out.write(say_named(message, lang, glossary) + "\n")
     return EXIT_OK

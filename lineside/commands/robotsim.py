@@ -21,6 +21,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from edge.errors import LinesideError
+from edge.i18n import say
 from edge.robotlink.registers import VerdictCode
 from edge.robotlink.robot import FaultPlan, Inject, PartOutcome, RobotProgram, RunReport, default_hold_ms
 from edge.robotlink.robotrules import RegisterPort, RobotSettings
@@ -33,50 +34,38 @@ DEFECTIVE = frozenset({"reject", "defective", "bad", "ng", "nok"})
 GOOD = frozenset({"accept", "good", "ok"})
 UR_GP_BASE = 128  # UR's general-purpose holding registers 128..255
 
-EXAMPLES = """examples:
-  lineside robot-sim --parts 50                          against `lineside run` on 127.0.0.1:5020
-  lineside robot-sim --demo --parts 200                  against `lineside run --trigger robot` (the demo),
-                                                         counting wrong accepts from the demo parts' truth
-  lineside robot-sim --inject session-change --json      a fault case, one JSON object per line
-  lineside robot-sim --results tcp://127.0.0.1:5571 --truth parts/truth.csv   count wrong accepts
-  lineside robot-sim --role client --port 5502           serve the robot's registers (lineside role client)
-exit status: 0 ok; 1 the line was stopped, a part was wrongly accepted or the protocol was broken; 2 bad input
-"""
 
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
     p = subparsers.add_parser(
         "robot-sim",
-        help="act as the robot: trigger parts, decide them by the robot rules, inject faults",
-        description="Commissioning and conformance: the documented robot program against an appliance.",
-        epilog=EXAMPLES,
+        help=say("help.robot_sim", lang),
+        description=say("help.robot_sim.about", lang),
+        epilog=say("help.robot_sim.examples", lang),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="appliance address (role client: address to bind)")
-    p.add_argument("--port", type=int, default=5020, help="Modbus TCP port (default 5020)")
-    p.add_argument("--role", choices=("server", "client"), default="server", help="lineside's role")
-    p.add_argument("--base", type=int, help="PDU address of offset 0 (default 0; role client: 128)")
-    p.add_argument("--unit", type=int, default=1, help="Modbus unit id sent (UR sends 255)")
-    p.add_argument("--parts", type=int, default=20, metavar="N", help="parts to trigger (default 20)")
-    p.add_argument("--deadline-ms", type=float, default=600.0, help="trigger-to-decision deadline")
-    p.add_argument("--poll-ms", type=float, default=10.0, help="poll period")
-    p.add_argument("--takt-ms", type=float, default=0.0, help="least time between triggers")
-    p.add_argument(
-        "--stop-after", type=int, default=3, help="communication rejects in a row that stop the line"
-    )
-    p.add_argument("--inject", choices=[k.value for k in Inject], help="fault to inject")
-    p.add_argument("--inject-from", type=int, metavar="I", help="first part (0-based) to inject into")
-    p.add_argument("--inject-count", type=int, default=2, metavar="M", help="parts to inject into")
-    p.add_argument("--hold-ms", type=float, help="heartbeat-stop silence / link-drop time offline")
-    p.add_argument("--truth", type=Path, help="CSV file,decision[,classes]: ground truth per image")
-    p.add_argument("--results", metavar="ENDPOINT", help="the appliance's ZeroMQ PUB of final inspections")
-    p.add_argument("--ready-timeout", type=float, default=30.0, help="seconds to wait for READY")
-    p.add_argument("--json", action="store_true", help="one JSON object per part, then the summary")
-    p.add_argument(
-        "--demo",
-        action="store_true",
-        help="against the demo line (`lineside run --trigger robot`): its result stream and its parts' truth",
-    )
+
+    def words(option: str) -> str:
+        return say(f"help.robot_sim.{option}", lang)
+
+    p.add_argument("--host", default="127.0.0.1", help=words("host"))
+    p.add_argument("--port", type=int, default=5020, help=words("port"))
+    p.add_argument("--role", choices=("server", "client"), default="server", help=words("role"))
+    p.add_argument("--base", type=int, help=words("base"))
+    p.add_argument("--unit", type=int, default=1, help=words("unit"))
+    p.add_argument("--parts", type=int, default=20, metavar="N", help=words("parts"))
+    p.add_argument("--deadline-ms", type=float, default=600.0, help=words("deadline"))
+    p.add_argument("--poll-ms", type=float, default=10.0, help=words("poll"))
+    p.add_argument("--takt-ms", type=float, default=0.0, help=words("takt"))
+    p.add_argument("--stop-after", type=int, default=3, help=words("stop_after"))
+    p.add_argument("--inject", choices=[k.value for k in Inject], help=words("inject"))
+    p.add_argument("--inject-from", type=int, metavar="I", help=words("inject_from"))
+    p.add_argument("--inject-count", type=int, default=2, metavar="M", help=words("inject_count"))
+    p.add_argument("--hold-ms", type=float, help=words("hold"))
+    p.add_argument("--truth", type=Path, help=words("truth"))
+    p.add_argument("--results", metavar="ENDPOINT", help=words("results"))
+    p.add_argument("--ready-timeout", type=float, default=30.0, help=words("ready_timeout"))
+    p.add_argument("--json", action="store_true", help=words("json"))
+    p.add_argument("--demo", action="store_true", help=words("demo"))
     p.set_defaults(handler=handle)
 
 

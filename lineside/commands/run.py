@@ -8,47 +8,28 @@ from pathlib import Path
 from typing import TextIO
 
 from edge.errors import LinesideError
+from edge.i18n import Message, say
 from edge.runtime.messages import LedgerEvent
 from edge.station.config import LinesideConfig, load_config
 from edge.station.preflight import preflight
 from lineside.commands.summary import RunSummary
 
-EXAMPLES = """examples:
-  lineside run                          the embedded demo line (demo model, Modbus on 127.0.0.1:5020)
-  lineside run --max-parts 50           the demo, stopping cleanly after 50 inspections
-  lineside run --trigger robot          the demo, triggered by a robot (try: lineside robot-sim --demo)
-  lineside run /etc/lineside/line.yaml  a real station
-  lineside run --check line.yaml        validate a config and exit 0 (valid) or 1 (names the field)
-"""
 
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
     parser = subparsers.add_parser(
         "run",
-        help="run the inspection line (the embedded demo when no config is given)",
-        description="Run the inspection line: capture, inference, robot link and recorder, supervised.",
-        epilog=EXAMPLES,
+        help=say("help.run", lang),
+        description=say("help.run.about", lang),
+        epilog=say("help.run.examples", lang),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "config", nargs="?", type=Path, help="station config (YAML); default: the embedded demo"
-    )
-    parser.add_argument("--check", action="store_true", help="validate the config and exit (0 valid, 1 not)")
-    parser.add_argument("--max-parts", type=int, metavar="N", help="stop cleanly after N inspections")
-    parser.add_argument("--state-dir", type=Path, help="demo only: where records go (default: XDG state dir)")
-    parser.add_argument("--quiet", action="store_true", help="no line per part, only the summary")
-    parser.add_argument(
-        "--recipe",
-        type=int,
-        metavar="N",
-        help="the recipe free-running parts use (overrides default_recipe); the demo's recipe 2 chains "
-        "an anomaly model after the detector",
-    )
-    parser.add_argument(
-        "--trigger",
-        choices=("free_run", "robot"),
-        help="override trigger.mode; `--trigger robot` lets a robot (or lineside robot-sim) drive the demo",
-    )
+    parser.add_argument("config", nargs="?", type=Path, help=say("help.config_demo", lang))
+    parser.add_argument("--check", action="store_true", help=say("help.run.check", lang))
+    parser.add_argument("--max-parts", type=int, metavar="N", help=say("help.run.max_parts", lang))
+    parser.add_argument("--state-dir", type=Path, help=say("help.run.state_dir", lang))
+    parser.add_argument("--quiet", action="store_true", help=say("help.run.quiet", lang))
+    parser.add_argument("--recipe", type=int, metavar="N", help=say("help.run.recipe", lang))
+    parser.add_argument("--trigger", choices=("free_run", "robot"), help=say("help.run.trigger", lang))
     parser.set_defaults(handler=handle)
 
 
@@ -90,17 +71,15 @@ def handle(args: argparse.Namespace) -> int:
         print(f"lineside run: {exc}", file=sys.stderr)
         return 1
     if args.check:
-        origin = args.config or "embedded demo config"
+        origin = args.config or Message("run.demo_config")
         try:
             for line in preflight(config):
                 print(f"  {line}")
         except LinesideError as exc:
             print(f"lineside run: {exc}", file=sys.stderr)
             return 1
-        print(
-            f"{origin}: valid ({len(config.recipes)} recipe(s), source {config.source.kind}, "
-            f"trigger {config.trigger.mode})"
-        )
+        said = {"recipes": len(config.recipes), "source": config.source.kind, "trigger": config.trigger.mode}
+        print(say("run.valid", config.station.language, origin=origin, **said))
         return 0
     truth = None
     if args.config is None:  # the embedded demo knows its parts' truth: its summary scores the line
@@ -111,11 +90,23 @@ def handle(args: argparse.Namespace) -> int:
     return run_line(config, out=sys.stdout, quiet=args.quiet, truth=truth)
 
 
-def _link_address(config: LinesideConfig) -> str:
+def _link_address(config: LinesideConfig) -> Message:
     link = config.robot_link
     if link.role == "client":
-        return f"client of {link.robot_host}:{link.robot_port}"
-    return f"server on {link.host}:{link.port}"
+        return Message("run.link_client", {"host": link.robot_host, "port": link.robot_port})
+    return Message("run.link_server", {"host": link.host, "port": link.port})
+
+
+def start_lines(config: LinesideConfig) -> list[str]:
+    """What the line starts, in its language (`station.language`, else the locale's): the station, its source,
+    the Modbus side, the records and, when served, the status page's address."""
+    lang = config.station.language
+    where = {"source": config.source.kind, "link": _link_address(config), "records": config.records.dir}
+    lines = [say("run.started", lang, station=config.station.name, **where)]
+    if config.status.enabled:
+        page = f"http://{config.status.bind}:{config.status.port}/"
+        lines.append(say("run.status_page", lang, page=page))
+    return lines
 
 
 def run_line(
@@ -124,22 +115,15 @@ def run_line(
     from edge.runtime.supervisor import Supervisor
     from edge.runtime.systemd import notifier
 
-    summary = RunSummary(truth, config.station.language)  # None: the locale's (docs/i18n.md)
+    summary = RunSummary(truth, config.station.language, config.station.names)  # None: the locale's
 
     def on_inspection(event: LedgerEvent) -> None:
         summary.add(event)
         if not quiet:
             print(summary.line(event), file=out, flush=True)
 
-    print(
-        f"lineside: station '{config.station.name}', source {config.source.kind}, "
-        f"Modbus {_link_address(config)}, records {config.records.dir}",
-        file=out,
-        flush=True,
-    )
-    if config.status.enabled:
-        page = f"http://{config.status.bind}:{config.status.port}/"
-        print(f"lineside: status page {page} (metrics at {page}metrics)", file=out, flush=True)
+    for line in start_lines(config):
+        print(line, file=out, flush=True)
     try:
         supervisor = Supervisor(config, on_inspection=on_inspection, notify=notifier())
         code = supervisor.run()

@@ -4,6 +4,7 @@ The line's sentence is English (the judges write it; the records keep codes). He
 result's numbers as a catalog message, and that message is used only when its English rendering is the
 very sentence the line wrote: a translation that might say something else is never printed, the English
 sentence is. A FAULT is said from its error code (what happened and the code), as `records show` does.
+Class and stage names are said in the plant's words where the station's glossary has them.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ from edge.errors import ErrorCode
 from edge.i18n import Message, render
 from edge.judge.inspection import Verdict
 from edge.locale import FALLBACK, environment_language, language_from
+from edge.locale.names import Glossary, names_in, say_named
 from edge.runtime.messages import LedgerEvent
 
 _NOTE = re.compile(r"(\d+) (below threshold|too small|outside ROI|ignored)")
 
 
-def part_reason(event: LedgerEvent, lang: str | None) -> str:
-    """The event's first reason in `lang` (None: the locale's); the English sentence where the catalog
-    cannot say the same thing."""
+def part_reason(event: LedgerEvent, lang: str | None, glossary: Glossary | None = None) -> str:
+    """The event's first reason in `lang` (None: the locale's), with the plant's names from `glossary`;
+    the English sentence where the catalog cannot say the same thing."""
     english = event.reasons[0] if event.reasons else ""
     language = environment_language() if lang is None else language_from(lang)
-    if language == FALLBACK:
+    if language == FALLBACK and not names_in(glossary, language):
         return english  # the very sentence the line wrote, whatever the catalog would say
     if event.verdict is None or event.verdict is Verdict.FAULT:  # what happened, from its code
         try:
@@ -37,7 +39,7 @@ def part_reason(event: LedgerEvent, lang: str | None) -> str:
     try:
         for candidate in _candidates(event):
             if render(candidate, "en") == english:
-                return render(candidate, language)
+                return say_named(candidate, language, glossary)
     except (KeyError, TypeError, ValueError):  # a result shaped otherwise than expected: its own sentence
         pass
     return english

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import LinesideError
+from edge.i18n import say
 from edge.robotlink.robotrules import RobotSettings
 from lineside.demo import demo_model_dir, demo_parts_dir
 from lineside.soak.accounting import account, fault_rows, window_figures, windows
@@ -37,10 +38,11 @@ EXAMPLES = """examples:
 faults: """ + ", ".join(catalogue())
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
+    """Add `soak`: an engineer's command; only its line in `lineside --help` is said in `lang`."""
     p = subparsers.add_parser(
         "soak",
-        help="run the demo line with the robot in the loop for N minutes, injecting faults",
+        help=say("help.soak", lang),
         description="Long-run reliability: wrong accepts, lost records, recovery, latency, RSS, fds.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

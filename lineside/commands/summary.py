@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.i18n import Message, say
+from edge.locale.names import Glossary
 from edge.runtime.messages import LedgerEvent
 from lineside.commands.run_reason import part_reason
 
@@ -34,10 +35,14 @@ class Miss:
 
 class RunSummary:
     """Counts verdicts and latencies of finalised inspections; with `truth` (image name or path ->
-    defective), escapes and overkill too. Says its lines in `lang` (None: the locale's)."""
+    defective), escapes and overkill too. Says its lines in `lang` (None: the locale's), class and stage
+    names in the plant's words from `glossary` (`station.names`)."""
 
-    def __init__(self, truth: dict[str, bool] | None = None, lang: str | None = "en") -> None:
+    def __init__(
+        self, truth: dict[str, bool] | None = None, lang: str | None = "en", glossary: Glossary | None = None
+    ) -> None:
         self.lang = lang
+        self.glossary = glossary
         self.verdicts: Counter[str] = Counter()
         self.latencies_ms: list[float] = []
         self.late = 0
@@ -69,7 +74,7 @@ class RunSummary:
             kind = "overkill"
         else:
             return
-        reason = part_reason(event, self.lang)
+        reason = part_reason(event, self.lang, self.glossary)
         self.misses.append(Miss(event.trigger.seq, Path(origin).name, kind, verdict, reason))
 
     @property
@@ -81,7 +86,8 @@ class RunSummary:
         origin = event.result.origin.rsplit("/", 1)[-1] if event.result is not None else "-"
         params = {"seq": event.trigger.seq, "latency_ms": event.latency_ms, "origin": origin}
         word = say(f"verdict.{verdict}", self.lang)
-        return say("run.part", self.lang, verdict=word, reason=part_reason(event, self.lang), **params)
+        reason = part_reason(event, self.lang, self.glossary)
+        return say("run.part", self.lang, verdict=word, reason=reason, **params)
 
     def render(self) -> str:
         lat = np.array(self.latencies_ms) if self.latencies_ms else None

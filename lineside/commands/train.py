@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.errors import LinesideError
+from edge.i18n import say
 
 if TYPE_CHECKING:
     from training.train import TrainSettings
@@ -26,10 +27,11 @@ exit status: 0 model written, 2 bad arguments or data, 1 training or export fail
 """
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], lang: str) -> None:
+    """Add `train`: an engineer's command; only its line in `lineside --help` is said in `lang`."""
     parser = subparsers.add_parser(
         "train",
-        help="train a detector, classifier or anomaly model (offline) and export model.onnx + card.json",
+        help=say("help.train", lang),
         description="Train on a YOLO-layout folder (data.yaml), export ONNX and write the model card. "
         "--kind classify and anomaly stand on a pretrained EfficientNet-Lite0 (docs/judges.md).",
         epilog=EXAMPLES,

@@ -39,6 +39,9 @@ class WorkerContext:
     parent_pid: int
     log_level: int = logging.INFO
     placement: Placement | None = None  # CPUs for onnxruntime and for the rest (edge/runtime/placement.py)
+    # time.time() when this start of the appliance (`lineside run`) began: the records since then are this
+    # start's (a restarted alarms worker rebuilds its charts from them); None: unknown.
+    started_at: float | None = None
 
 
 class Worker:

@@ -22,6 +22,7 @@ from edge.errors import ErrorCode
 from edge.records.journal import JournalWriter
 from edge.robotlink.client import RobotLinkClient
 from edge.robotlink.events import (
+    AlarmsAckRequested,
     Event,
     Finalised,
     InterlockChanged,
@@ -32,7 +33,16 @@ from edge.robotlink.events import (
 from edge.robotlink.handshake import Handshake
 from edge.robotlink.interlock import line_interlock
 from edge.robotlink.server import RobotLinkServer
-from edge.runtime.messages import AlarmState, Health, LedgerEvent, Message, PartArrival, Result, Trigger
+from edge.runtime.messages import (
+    AlarmAck,
+    AlarmState,
+    Health,
+    LedgerEvent,
+    Message,
+    PartArrival,
+    Result,
+    Trigger,
+)
 from edge.runtime.transport import Sender, TransportError, decode_parts
 from edge.runtime.workers.base import Worker
 
@@ -75,6 +85,12 @@ class RobotLinkWorker(Worker):
         self.publisher: Sender[LedgerEvent] = Sender(
             self.zmq, ep.publish, LedgerEvent, bind=True, pub=True, hwm=10000
         )
+        # CONTROL ACK_ALARMS to the alarms worker; immediate: with that worker down a send fails now (and is
+        # logged) instead of waiting in a queue for a worker that may never come.
+        self.alarm_acks: Sender[AlarmAck] | None = (
+            Sender(self.zmq, ep.acks, AlarmAck, hwm=10, immediate=True) if cfg.spc.enabled else None
+        )
+        self.acks_sent = self.acks_lost = 0
         # The stream's subscribers lost their connection if this is a restart: no part until they are back.
         grace_s = cfg.publish.resubscribe_grace_ms / 1000.0
         if grace_s > 0:
@@ -102,6 +118,8 @@ class RobotLinkWorker(Worker):
             for sock in inputs:
                 sock.close(0)
             self.triggers.close()
+            if self.alarm_acks is not None:
+                self.alarm_acks.close()
             # The last final verdicts (the shutdown's own included) must reach the recorder and the
             # subscribers: flush them, bounded, rather than drop them with the socket.
             self.ledger.close(flush_ms=FLUSH_MS)
@@ -201,6 +219,7 @@ class RobotLinkWorker(Worker):
             "interlock": self.handshake.interlock_raised,
             "link": self._link_detail(),
             "journal": self.journal.stats(),
+            "alarm_acks": {"sent": self.acks_sent, "not_delivered": self.acks_lost},
             **self.handshake.counters.as_dict(),
         }
 
@@ -225,6 +244,23 @@ class RobotLinkWorker(Worker):
                     self.interlock.set(event.raised, event.reason)  # never blocks: run() drives it
             elif isinstance(event, RecipeRequested):
                 self._select_recipe(event.number)
+            elif isinstance(event, AlarmsAckRequested):
+                self._acknowledge_alarms()
+
+    def _acknowledge_alarms(self) -> None:
+        """CONTROL ACK_ALARMS rose: pass it on to the alarms worker, never blocking. A failure is logged and
+        counted; the robot sees it as ALARM staying set, and no part or register of a part is touched."""
+        if self.alarm_acks is None:
+            log.info("robot acknowledged the line alarms, but they are off (spc.enabled: false)")
+            return
+        asked = self.acks_sent + self.acks_lost + 1
+        ack = AlarmAck(id=f"robot-{self.handshake.boot_id}-{asked}", source="robot", t=time.time())
+        if self.alarm_acks.send(ack):
+            self.acks_sent += 1
+            log.info("robot acknowledged the line alarms (CONTROL ACK_ALARMS)")
+        else:
+            self.acks_lost += 1
+            log.warning("robot's alarm acknowledgement not delivered: the alarms worker is not running")
 
     def _select_recipe(self, number: int) -> None:
         """RECIPE from the robot; 0 means the configured default. Takes effect from the next trigger

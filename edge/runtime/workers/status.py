@@ -1,7 +1,9 @@
 """The status worker: serves the local status page and Prometheus `/metrics` (optional, `status.enabled`).
 
-It only listens: final inspections from the robot link's publish stream and the supervisor's reports.
-Its HTTP server runs in a thread of this process, so no browser or scraper is ever on the line's path.
+It listens: final inspections from the robot link's publish stream, the supervisor's reports and the
+alarms worker's state. Its one message out is an acknowledgement of the line alarms (the page's button,
+`lineside alarms ack`) to the alarms worker, never to the line. Its HTTP server runs in a thread of this
+process, so no browser or scraper is ever on the line's path.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ import logging
 
 import zmq
 
-from edge.runtime.messages import AlarmState, LedgerEvent
-from edge.runtime.transport import Receiver
+from edge.runtime.messages import AlarmAck, AlarmState, LedgerEvent
+from edge.runtime.transport import Receiver, Sender
 from edge.runtime.workers.base import Worker
+from edge.status.acks import AckOutbox
 from edge.status.auth import StatusGuard
 from edge.status.frame import LastFrame
 from edge.status.metrics import LineMetrics
@@ -47,8 +50,14 @@ class StatusWorker(Worker):
         quota_bytes = int(cfg.records.quota_mb * 1024 * 1024)
         self.station = StationState(cfg.station.name, cfg.status.history, quota_bytes)
         self.metrics = LineMetrics(self.station, cfg.records.dir)
-        frame = LastFrame(cfg.records.dir, cfg.records.image_format, cfg.station.language)
+        frame = LastFrame(cfg.records.dir, cfg.records.image_format, cfg.station.language, cfg.station.names)
         guard = StatusGuard.from_config(cfg.status)  # read at each start: a changed password file applies
+        # Acknowledgements from the HTTP threads, sent from this loop; immediate: with the alarms worker
+        # down a send fails now and the page says so, instead of queueing for a worker that may never come.
+        self.outbox = AckOutbox()
+        self.acks: Sender[AlarmAck] | None = (
+            Sender(self.zmq, ep.acks, AlarmAck, hwm=10, immediate=True) if cfg.spc.enabled else None
+        )
         self.server = StatusServer(
             cfg.status.bind,
             cfg.status.port,
@@ -57,6 +66,8 @@ class StatusWorker(Worker):
             frame,
             guard=guard,
             language=cfg.station.language,
+            names=cfg.station.names,
+            outbox=self.outbox if self.acks is not None else None,
         )
         self.server.start()
         host, port = self.server.address
@@ -83,12 +94,15 @@ class StatusWorker(Worker):
                 self.station.add(event[0])
                 self.metrics.observe(event[0])
                 self.events += 1
+        for ack in self.outbox.take():
+            if self.acks is None or not self.acks.send(ack):
+                self.metrics.alarms.undelivered(ack.id)
         self.detail = {"url": self.url, "events": self.events}
 
     def teardown(self) -> None:
         if hasattr(self, "server"):
             self.server.close()
-        for name in ("inspections", "reports", "alarms"):
+        for name in ("inspections", "reports", "alarms", "acks"):
             receiver = getattr(self, name, None)
             if receiver is not None:
                 receiver.close()
