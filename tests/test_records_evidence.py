@@ -188,3 +188,23 @@ def test_recovery_keeps_crops_beside_a_kept_image_and_quarantines_a_stray_one(tm
         report = store.last_recovery
     assert kept.is_file() and not stray.exists()
     assert [Path(q).name for q in report.quarantined] == ["1-9-REJECT.crop-0.png"]
+
+
+def test_a_frame_that_comes_after_its_record_is_kept_with_its_evidence_once(tmp_path: Path) -> None:
+    with RecordStore(config(tmp_path)) as store:
+        store.add(record(1))  # written without its frame: it had not come within the recorder's wait
+        late = store.attach_late(1, 1, frame(1), {}, EVIDENCE)
+        assert late is not None and late.image_path is not None and late.evidence["rule"] == EVIDENCE["rule"]
+        assert list(crop_files(store.records_dir, late.image_path)) == ["0"]
+        assert query(store.db_path)[0].evidence == late.evidence  # stored, not only returned
+        assert store.stats().images_kept == 1
+        assert store.attach_late(1, 1, frame(2), {}, EVIDENCE) is None  # the record has its frame: kept as is
+        assert (store.records_dir / late.image_path).read_bytes() == (
+            store.records_dir / query(store.db_path)[0].image_path  # type: ignore[operator]
+        ).read_bytes()
+        assert store.attach_late(1, 99, frame(3), {}, EVIDENCE) is None  # no such record: nothing written
+        assert store.stats().images_kept == 1
+        # Evidence that names another verdict than the record's is not kept; its frame is.
+        store.add(record(2, Verdict.ACCEPT, near=True))
+        other = store.attach_late(1, 2, frame(4), {}, EVIDENCE)
+        assert other is not None and other.image_path is not None and other.evidence == {}

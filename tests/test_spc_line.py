@@ -163,7 +163,10 @@ def _ewma_bound(config: Any, step: float) -> int:
 def test_frames_drifting_step_by_step_alarm_image_and_score_drift(
     tmp_path: Path, direction: float, word: int
 ) -> None:
-    steady, ramp, hold = 30, 30, 80  # the held end keeps the alarm latched while the registers are read
+    # The held end keeps the alarm latched while the registers are read. The steady start is long: the
+    # alarms worker (niced, an observer) may subscribe a few seconds late on a loaded machine, and the 20
+    # frames its image baseline learns from must all be steady ones.
+    steady, ramp, hold = 120, 30, 80
     greys = [40.0] * steady + [40.0 + direction * (k + 1) for k in range(ramp)]
     greys += [greys[-1]] * hold  # grey 10 or 70: every part still ACCEPTed (threshold at grey 127)
     config, modbus = make_station(

@@ -9,6 +9,7 @@ recover() clears on the next open.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -216,6 +217,64 @@ class RecordStore:
             if stored.key in self._enforce_quota_after_add():
                 stored = replace(stored, image_path=None, image_evicted=True)
             return stored
+
+    def attach_late(
+        self,
+        boot_id: int,
+        seq: int,
+        image: np.ndarray,
+        heatmaps: Mapping[str, bytes] | None = None,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> InspectionRecord | None:
+        """Keep a part's frame, heat maps and evidence that arrived after its record was written without
+        them (a loaded machine: the recorder waits only so long for a frame); kept as `add` would have kept
+        them. None, and nothing changed, when the record has an image or evidence already, or is unknown.
+        Evidence naming another verdict than the record's is not kept (the recorder's own rule)."""
+        with self._lock:
+            query = f"{select_record(self._db())} WHERE boot_id = ? AND seq = ?"
+            row = self._db().execute(query, (boot_id, seq)).fetchone()
+            if row is None:
+                return None
+            record = row_to_record(row)
+            if record.image_path is not None or record.image_evicted or record.evidence:
+                return None
+            agrees = evidence is not None and evidence.get("verdict") == record.verdict.value
+            record = replace(record, evidence=dict(evidence) if agrees and evidence is not None else {})
+            stored, image_bytes = self._save_image(record, image, heatmaps or {})
+            if stored.image_path is None and not stored.evidence:
+                return None
+            try:
+                with transaction(self._db()) as conn:
+                    conn.execute(
+                        "UPDATE inspections SET image_path = :image_path, image_bytes = :image_bytes, "
+                        "evidence = :evidence WHERE boot_id = :boot_id AND seq = :seq AND image_path IS NULL",
+                        {
+                            "image_path": stored.image_path,
+                            "image_bytes": image_bytes,
+                            "evidence": json.dumps(stored.evidence),
+                            "boot_id": boot_id,
+                            "seq": seq,
+                        },
+                    )
+            except BaseException:
+                if stored.image_path is not None and not self._maybe_committed_late(stored):
+                    remove_image(self._dir, stored.image_path)
+                raise
+            if stored.image_path is not None:
+                self._images_kept += 1
+                self._image_bytes += image_bytes
+            if stored.key in self._enforce_quota_after_add():
+                stored = replace(stored, image_path=None, image_evicted=True)
+            return stored
+
+    def _maybe_committed_late(self, record: InspectionRecord) -> bool:
+        """After a failed late update: does the row point at the image anyway? If unsure, keep the file."""
+        try:
+            query = "SELECT 1 FROM inspections WHERE boot_id = ? AND seq = ? AND image_path = ?"
+            row = self._db().execute(query, (record.boot_id, record.seq, record.image_path)).fetchone()
+            return row is not None
+        except sqlite3.Error:
+            return True
 
     def _maybe_committed(self, record: InspectionRecord) -> bool:
         """After a failed insert: could the row be there anyway? If unsure, keep the file (an orphan is

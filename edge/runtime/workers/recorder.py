@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 POLL_MS = 50
 IMAGE_WAIT_S = 0.5  # how long a final verdict waits for its frame before it is stored without it
 MAX_HELD_IMAGES = 64
+# Records written without their frame (it came after IMAGE_WAIT_S): a frame arriving later for one of the
+# last this many is still kept with its evidence (RecordStore.attach_late), so a loaded machine costs a
+# record its picture only when the frame never comes.
+MAX_MISSED_IMAGES = 256
 DRAIN_S = 2.0
 # Ledger events per step: each may commit a row (fsync), so a backlog must not keep the loop from its
 # heartbeat; else the supervisor kills a busy recorder as stuck and its backlog is lost.
@@ -74,10 +78,17 @@ class RecorderWorker(Worker):
         self.held_images: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self.held_heatmaps: dict[tuple[int, int], dict[str, bytes]] = {}
         self.held_evidence: dict[tuple[int, int], dict[str, Any]] = {}
+        self.missed_images: OrderedDict[tuple[int, int], None] = OrderedDict()
         self.open_parts: dict[tuple[int, int], Trigger] = {}
         self.waiting: dict[tuple[int, int], _Waiting] = {}
         self.boot_id: int | None = None
-        self.counts = {"records": 0, "orphans_closed": 0, "duplicates": 0, "images_dropped": 0}
+        self.counts = {
+            "records": 0,
+            "orphans_closed": 0,
+            "duplicates": 0,
+            "images_dropped": 0,
+            "images_late": 0,
+        }
         self.unwritten: deque[tuple[LedgerEvent, np.ndarray | None, dict[str, bytes]]] = deque()
         self.next_retry = 0.0
         self.journal = JournalReplay(self.config.records.dir, JOURNAL_GRACE_S)
@@ -126,6 +137,9 @@ class RecorderWorker(Worker):
             note, image = got
             if image is None:
                 continue
+            if (note.boot_id, note.seq) in self.missed_images:
+                self._attach_late(note, image)
+                continue
             self.held_images[(note.boot_id, note.seq)] = image.copy()
             if note.heatmaps:
                 self.held_heatmaps[(note.boot_id, note.seq)] = _png_bytes(note.heatmaps)
@@ -136,6 +150,20 @@ class RecorderWorker(Worker):
                 self.held_heatmaps.pop(dropped, None)
                 self.held_evidence.pop(dropped, None)
                 self.counts["images_dropped"] += 1
+
+    def _attach_late(self, note: ImageNote, image: np.ndarray) -> None:
+        """A frame for a record already written without it: kept now, with its heat maps and evidence."""
+        key = (note.boot_id, note.seq)
+        del self.missed_images[key]
+        heatmaps = _png_bytes(note.heatmaps) if note.heatmaps else {}
+        try:
+            stored = self.store.attach_late(note.boot_id, note.seq, image, heatmaps, note.evidence)
+        except (sqlite3.Error, OSError, RecordError) as exc:
+            log.error("records: part %s's late frame not kept (%s)", key, exc)
+            return
+        if stored is not None:
+            self.counts["images_late"] += 1
+            log.info("part %s: frame and evidence kept after its record (they came late)", key)
 
     def _on_ledger(self, event: LedgerEvent) -> None:
         key = (event.trigger.boot_id, event.trigger.seq)
@@ -186,6 +214,11 @@ class RecorderWorker(Worker):
             self._on_duplicate(event)
             return
         self.counts["records"] += 1
+        result = event.result
+        if image is None and result is not None and result.model.sha256:
+            self.missed_images[key] = None
+            while len(self.missed_images) > MAX_MISSED_IMAGES:
+                self.missed_images.popitem(last=False)
 
     def _on_duplicate(self, event: LedgerEvent) -> None:
         """A record is already stored: an orphan is replaced by the real final; a final replayed from the
