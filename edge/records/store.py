@@ -211,12 +211,7 @@ class RecordStore:
                     raise DuplicateRecordError(f"record {record.boot_id}:{record.seq}: {exc}") from exc
                 raise
             self._records += 1
-            if stored.image_path is not None:
-                self._images_kept += 1
-                self._image_bytes += image_bytes
-            if stored.key in self._enforce_quota_after_add():
-                stored = replace(stored, image_path=None, image_evicted=True)
-            return stored
+            return self._count_kept(stored, image_bytes)
 
     def attach_late(
         self,
@@ -260,12 +255,16 @@ class RecordStore:
                 if stored.image_path is not None and not self._maybe_committed_late(stored):
                     remove_image(self._dir, stored.image_path)
                 raise
-            if stored.image_path is not None:
-                self._images_kept += 1
-                self._image_bytes += image_bytes
-            if stored.key in self._enforce_quota_after_add():
-                stored = replace(stored, image_path=None, image_evicted=True)
-            return stored
+            return self._count_kept(stored, image_bytes)
+
+    def _count_kept(self, stored: InspectionRecord, image_bytes: int) -> InspectionRecord:
+        """Count a committed record's image in the quota, then keep to the quota (which may evict it)."""
+        if stored.image_path is not None:
+            self._images_kept += 1
+            self._image_bytes += image_bytes
+        if stored.key in self._enforce_quota_after_add():
+            stored = replace(stored, image_path=None, image_evicted=True)
+        return stored
 
     def _maybe_committed_late(self, record: InspectionRecord) -> bool:
         """After a failed late update: does the row point at the image anyway? If unsure, keep the file."""
