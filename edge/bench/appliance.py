@@ -48,6 +48,7 @@ def write_station(
     parts_dir: Path,
     detector: DetectorConfig,
     stages: tuple[Path, ...] = (),
+    alarms: bool = True,
     mode: Literal["robot", "free_run"],
 ) -> Station:
     """Write `root/line.yaml` for the given trigger mode (free_run: takt 0, as fast as parts finish)."""
@@ -76,6 +77,9 @@ def write_station(
         },
         "publish": {"endpoint": publish},
         "records": {"dir": str(root / "records"), "quota_mb": 50},
+        # On by default, as on a station: the alarms worker and the frames' image measures are part of the
+        # line; `--no-alarms` measures what they cost.
+        "spc": {"enabled": alarms},
     }
     path = root / "line.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

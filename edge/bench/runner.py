@@ -64,6 +64,7 @@ class BenchOptions:
     peer: Callable[[Frame], object] | None = None
     peer_label: str = ""
     stages: tuple[Path, ...] = ()  # more judges after the model: the chain is measured too
+    alarms: bool = True  # the line alarms (spc) as a station has them by default; False: what they cost
 
 
 def run_bench(options: BenchOptions) -> BenchReport:
@@ -192,6 +193,7 @@ def _station(o: BenchOptions, parts_dir: Path, mode: str) -> Station:
         o.work_dir / mode,
         model_dir=o.model_dir,
         stages=o.stages,
+        alarms=o.alarms,
         parts_dir=parts_dir,
         detector=o.detector,
         mode="robot" if mode == "robot" else "free_run",

@@ -84,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], la
         help="a judge after the model (classify, anomaly); repeat for a chain: each stage and the chain",
     )
     parser.add_argument("--peer", choices=("ultralytics",), help="also time this implementation")
+    parser.add_argument(
+        "--no-alarms", action="store_true", help="the appliance without its line alarms (spc.enabled: false)"
+    )
     parser.add_argument("--json", action="store_true", help="the report as JSON")
     parser.set_defaults(handler=handle)
 
@@ -199,6 +202,7 @@ def options_from(
         peer=peer,
         peer_label=label,
         stages=tuple(args.stage),
+        alarms=not args.no_alarms,
     )
 
 
