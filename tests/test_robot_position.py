@@ -191,7 +191,7 @@ def test_role_b_client_writes_the_position_in_the_one_fc16_with_the_result() -> 
             await until(lambda: link.lineside()[reg.RESULT_WORD] == rejected, "the REJECT at the robot")
             await link.trigger(4)
             await until(lambda: link.lineside()[reg.TRIGGER_ACK_SEQ] == 4, "the next trigger's clear")
-            writes = [values for _, _, values in robot.bank.writes()]
+            writes = [values for _, _, values in robot.bank.blocks()]
             with_result = [w for w in writes if w[reg.RESULT_WORD] == rejected]
             assert with_result and all(_position(w) == AT_REGISTERS for w in with_result)
             assert all(_position(w) == (0, 0) for w in writes if w[reg.RESULT_WORD] != rejected)

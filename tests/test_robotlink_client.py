@@ -66,6 +66,14 @@ class RecordingBank(DataBank):  # type: ignore[misc]
         with self._record:
             return list(self.network_writes)
 
+    def blocks(self) -> list[tuple[int, int, list[int]]]:
+        """The writes of lineside's 0-15 block (ALARM, offset 22, is written apart)."""
+        return [w for w in self.writes() if w[1] == BASE]
+
+    def alarms(self) -> list[int]:
+        """The values written to ALARM (offset 22), in order."""
+        return [values[0] for _, address, values in self.writes() if address == BASE + reg.ALARM]
+
 
 @dataclass
 class PyModbusTcpRobot:
@@ -224,14 +232,17 @@ def test_lineside_block_appears_at_base_128_with_a_moving_heartbeat():
             assert second[reg.STATUS] & StatusBit.READY
             assert check_is_consistent(second)
             assert link.client.counters.polls >= 10  # ~15 ms poll period
-            # One writer per range: lineside only ever wrote its 16 registers at the base, in whole blocks.
-            assert {(address, len(values)) for _, address, values in robot.bank.writes()} == {(BASE, 16)}
+            # One writer per range: lineside only ever wrote its 16 registers at the base, in whole blocks,
+            # and ALARM (offset 22) apart: once at the connection (no alarm: 0), since it did not change.
+            writes = {(address, len(values)) for _, address, values in robot.bank.writes()}
+            assert writes == {(BASE, 16), (BASE + reg.ALARM, 1)}
+            assert robot.bank.alarms() == [0]
             assert robot.bank.get_holding_registers(0, BASE) == [0] * BASE
 
     run(body())
 
 
-def test_role_b_shows_a_line_alarm_as_status_bit_6_and_writes_no_alarm_register():
+def test_role_b_writes_a_line_alarm_to_its_register_apart_from_the_block_and_sets_status_bit_6():
     robot = PyModbusTcpRobot(free_port())
 
     async def body() -> None:
@@ -240,10 +251,17 @@ def test_role_b_shows_a_line_alarm_as_status_bit_6_and_writes_no_alarm_register(
             link.handshake.alarm_word = int(reg.AlarmBit.SCORE)  # the worker sets it from the alarm state
             await until(lambda: link.lineside()[reg.STATUS] & StatusBit.ALARM_WARNING != 0, "ALARM_WARNING")
             assert check_is_consistent(link.lineside())  # a warning: outside CHECK
-            # Role (b) writes the 0-15 block only (docs/robot-link.md): ALARM's offset is left to the robot.
-            assert {(address, len(values)) for _, address, values in robot.bank.writes()} == {(BASE, 16)}
+            alarm = BASE + reg.ALARM
+            await until(lambda: robot.read(reg.ALARM, 1) == [int(reg.AlarmBit.SCORE)], "ALARM written")
+            # ALARM travels on its own write, after the block (docs/robot-link.md): never inside it.
+            assert {(address, len(values)) for _, address, values in robot.bank.writes()} == {
+                (BASE, 16),
+                (alarm, 1),
+            }
             link.handshake.alarm_word = 0
             await until(lambda: link.lineside()[reg.STATUS] & StatusBit.ALARM_WARNING == 0, "the bit cleared")
+            await until(lambda: robot.read(reg.ALARM, 1) == [0], "ALARM cleared")
+            assert robot.bank.alarms() == [0, int(reg.AlarmBit.SCORE), 0]  # written once per change, no more
 
     run(body())
 
@@ -282,7 +300,7 @@ def test_trigger_yields_one_request_and_result_word_never_disagrees_with_check()
     assert torn == [], f"{len(torn)} reads where RESULT_WORD/CHECK disagree, e.g. {torn[0]}"
     words = {r[reg.RESULT_WORD] for r in reads}
     assert reg.result_word(VerdictCode.ACCEPT, 5) in words  # the tight loop saw the result change
-    assert all(check_is_consistent(values) for _, _, values in robot.bank.writes())
+    assert all(check_is_consistent(values) for _, _, values in robot.bank.blocks())
 
 
 def test_trigger_seq_left_in_place_never_triggers_again():
@@ -356,7 +374,7 @@ def test_robot_restart_reconnects_with_backoff_and_first_writes_a_cleared_block(
             assert 2 <= attempts <= 6, attempts
             assert link.client.counters.reconnects == 1 and link.client.counters.link_losses == 1
             await asyncio.sleep(0.3)
-            on_new = [values for p, _, values in robot.bank.writes() if p == port]
+            on_new = [values for p, _, values in robot.bank.blocks() if p == port]
             first = on_new[0]
             assert first[reg.RESULT_FIRST :] == [0] * 7 + [reg.check_word(first)] + [0] * 5
             assert first[reg.BOOT_ID] == link.handshake.boot_id and first[reg.HEARTBEAT] != 0
@@ -397,7 +415,7 @@ def test_part_in_flight_during_an_outage_never_shows_accept():
             link.handshake.on_result(nxt.part_seq, ACCEPT, 20.0, nxt.boot_id)
             accept3 = reg.result_word(VerdictCode.ACCEPT, 3)
             await until(lambda: link.lineside()[reg.RESULT_WORD] == accept3, "the next part's result")
-            assert accept not in {values[reg.RESULT_WORD] for _, _, values in robot.bank.writes()}
+            assert accept not in {values[reg.RESULT_WORD] for _, _, values in robot.bank.blocks()}
 
     run(body())
 

@@ -382,8 +382,11 @@ def test_role_b_the_robot_acknowledges_with_control_bit_2_in_its_own_registers(t
         line.wait_for(
             lambda: status() & reg.StatusBit.ALARM_WARNING, 60, "STATUS bit 6 in the robot's registers"
         )
+        # ALARM too, written into the robot's register base + 22 on its own write.
+        line.wait_for(lambda: robot.read(reg.ALARM, 1)[0] == BOTH, 10, "ALARM in the robot's registers")
         robot.write(reg.CONTROL, [reg.ControlBit.ACK_ALARMS])  # the robot program, in its own register
         line.wait_for(lambda: not status() & reg.StatusBit.ALARM_WARNING, 10, "STATUS bit 6 to clear")
+        line.wait_for(lambda: robot.read(reg.ALARM, 1)[0] == 0, 10, "ALARM to clear")
         robot.write(reg.CONTROL, [0])
         block = robot.read(0, reg.LINESIDE_COUNT)
         assert block[reg.CHECK] == reg.check_word(block)  # the block stays whole

@@ -135,8 +135,6 @@ def _modbus(config: LinesideConfig, sm_id: str) -> model.SubmodelElementCollecti
     port = link.robot_port if link.role == "client" else link.port
     registers: list[Element] = []
     for offset, name in sorted(regs.REGISTER_NAMES.items()):
-        if link.role == "client" and offset == regs.ALARM:
-            continue  # role (b) writes the 0-15 block only; the alarm shows as STATUS bit 6 there
         writer = "robot writes" if offset in _ROBOT_OWNED else "lineside writes, read-only to the robot"
         form: list[Element] = [
             prop("href", f"/{link.unit_id}/{link.base + offset}?quantity=1", _HCTL + "hasTarget"),

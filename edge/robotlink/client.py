@@ -1,7 +1,8 @@
 """Role (b): lineside as Modbus TCP client of the robot (docs/ROBOT-LINK.md).
 
 Lineside writes its block (offsets 0..15) into the robot's general-purpose registers at cfg.base and polls
-the robot's block (offsets 16..21) from the same base. One task owns the connection and sends one request
+the robot's block (offsets 16..21) from the same base; the warnings (offset 22, ALARM) are written apart,
+after the block and only when they change. One task owns the connection and sends one request
 at a time; everything runs on the caller's asyncio loop: no threads.
 """
 
@@ -49,6 +50,7 @@ class LinkCounters:
     link_losses: int = 0  # established connections lost (timeout, closed by the robot, garbled reply)
     error_replies: int = 0  # Modbus exception replies (wrong base or unit id, registers not mapped)
     withheld: int = 0  # writes that withheld a result from before the connection (rule 5)
+    warning_writes: int = 0  # writes of ALARM (offset 22) answered
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -78,6 +80,7 @@ class RobotLinkClient:
         self._stop = asyncio.Event()
         self._up = False
         self._last_written: list[int] | None = None
+        self._last_warnings: list[int] | None = None  # ALARM as last written (or refused) on this connection
         self._seen: list[int] | None = None  # the robot block as last polled by this process
         self._fence = 0  # handshake trigger count when this connection's cleared block was written
         self._error_streak = 0
@@ -174,6 +177,7 @@ class RobotLinkClient:
             raise _LinkLostError(f"cannot connect to {self._host}:{self._cfg.robot_port}")
         self._fence = self._handshake.counters.triggers
         self._last_written = None
+        self._last_warnings = None  # written at the first publish: a stale ALARM from before is replaced
         if not await self._write(self._cleared_block()):
             raise _LinkLostError("the robot refused the cleared block (exception reply)")
         self._up = True
@@ -247,6 +251,9 @@ class RobotLinkClient:
             block = published
         if block != self._last_written:
             await self._write(block)
+        warnings = self._handshake.warnings()
+        if warnings != self._last_warnings:
+            await self._write_warnings(warnings)
 
     def _cleared_block(self) -> list[int]:
         """All zeros but STATUS (without RESULT_VALID and BUSY), HEARTBEAT, BOOT_ID and a matching CHECK."""
@@ -281,6 +288,25 @@ class RobotLinkClient:
         self.counters.writes += 1
         self._last_written = block
         return True
+
+    async def _write_warnings(self, warnings: list[int]) -> None:
+        """ALARM (offset 22) on its own FC16, after the block: a warning's write never delays or splits the
+        block a result travels in. An exception reply (a robot that maps no register there) is logged and
+        not retried until ALARM changes: the STATUS bit ALARM_WARNING, in the block, still says it."""
+        base, unit = self._cfg.base, self._cfg.unit_id
+        first = base + reg.WARNINGS_FIRST
+        rr = await self._call(
+            "FC16 write of ALARM", lambda c: c.write_registers(first, warnings, device_id=unit)
+        )
+        self._last_warnings = list(warnings)
+        if rr is None:
+            log.warning(
+                "robot link: ALARM (register %d) not written; STATUS bit 6 still shows the alarm", first
+            )
+            return
+        if (rr.address, rr.count) != (first, reg.WARNINGS_COUNT):
+            raise _LinkLostError(f"FC16 reply echoes {rr.count} registers at {rr.address}, sent 1 at {first}")
+        self.counters.warning_writes += 1
 
     async def _call(
         self, what: str, request: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]
@@ -322,6 +348,7 @@ class RobotLinkClient:
             self._on_events(self._handshake.link_lost(why))
         self._up = False
         self._last_written = None
+        self._last_warnings = None
         if self._client is not None:
             self._client.close()
 
