@@ -20,7 +20,7 @@ from edge.robotlink.config import RobotLinkConfig
 from edge.robotlink.handshake import Handshake
 from edge.robotlink.registers import StatusBit
 from edge.runtime.messages import LedgerEvent, Trigger
-from edge.runtime.workers.recorder import record_from_event
+from edge.runtime.workers.record_of import record_from_event
 
 BOOT = 321
 

@@ -19,7 +19,7 @@ from edge.errors import ErrorCode
 from edge.judge.inspection import Detection, Verdict
 from edge.records.images import image_relpath
 from edge.runtime.messages import LedgerEvent, ModelRef, Result, Trigger
-from edge.runtime.workers.recorder import record_from_event
+from edge.runtime.workers.record_of import record_from_event
 from edge.status.frame import LastFrame, kept_image_path
 from edge.status.metrics import LineMetrics
 from edge.status.server import StatusServer

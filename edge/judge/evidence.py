@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from edge.errors import ErrorCode
 from edge.geometry import Scale
 from edge.judge.chain import deciding_stage
-from edge.judge.detectstage import DetectStage
 from edge.judge.inspection import Decision, Detection, Verdict
-from edge.judge.mapstage import MapStage
 from edge.judge.rules import measure_size
 from edge.judge.stage import StageResult
+
+if TYPE_CHECKING:  # the stages bring onnxruntime and OpenCV: the recorder and alarms workers need neither
+    from edge.judge.detectstage import DetectStage
+    from edge.judge.mapstage import MapStage
 
 EVIDENCE_VERSION = 1
 RUNNER_UPS = 5  # findings below threshold kept per part, closest to rejecting first
@@ -139,9 +141,9 @@ def _stage_summary(result: StageResult) -> dict[str, Any]:
 def _stage_findings(stage: DetectStage | MapStage, result: StageResult, scale: Scale | None) -> list[Finding]:
     if result.verdict is Verdict.FAULT:
         return [fault_finding(result.decision, result.stage)]
-    if isinstance(stage, DetectStage):
-        return _detect_findings(stage, result.detections, scale)
-    return [_map_finding(stage, result, scale)]
+    if result.kind == "detect":
+        return _detect_findings(cast("DetectStage", stage), result.detections, scale)
+    return [_map_finding(cast("MapStage", stage), result, scale)]
 
 
 def _detect_findings(

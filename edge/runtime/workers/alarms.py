@@ -32,7 +32,7 @@ from edge.robotlink.registers import alarm_word
 from edge.runtime.messages import AlarmAck, AlarmState, FrameMeasures, LedgerEvent
 from edge.runtime.transport import Receiver, Sender
 from edge.runtime.workers.base import Worker
-from edge.runtime.workers.recorder import record_from_event
+from edge.runtime.workers.record_of import record_from_event
 from edge.spc.ack import Acknowledgement
 from edge.spc.alarm import Alarm
 from edge.spc.drift import IMAGE_MEASURES, reference_measures
