@@ -395,3 +395,21 @@ def test_role_b_the_robot_acknowledges_with_control_bit_2_in_its_own_registers(t
     records_dir = tmp_path / "records"
     _check_verdicts(records_dir, pattern)
     assert [(a.source, a.charts) for a in recorded_acks(records_dir)] == [("robot", BOTH_CHARTS)]
+
+
+def test_robot_sim_acknowledges_a_line_alarm_it_sees_and_the_records_say_robot(tmp_path: Path) -> None:
+    pattern = STEADY * BASELINE + SHIFT + STEADY * 2
+    config, modbus = _station(tmp_path, pattern, {"port": free_port()})
+    with running_line(config) as line:
+        args = ("--port", str(modbus), "--parts", str(len(pattern)), "--ack-alarms", "--json")
+        sim = lineside("robot-sim", *args, timeout=240)
+        assert sim.returncode == 0, sim.stdout[-2000:] + sim.stderr[-2000:] + "".join(line.stderr[-30:])
+        summary = json.loads(sim.stdout.strip().splitlines()[-1])
+        block = Robot(modbus, line).block()
+    assert summary["alarm_acks"] >= 1 and summary["wrong_accepts"] == [], summary
+    assert block[reg.ALARM] == 0 and not block[reg.STATUS] & reg.StatusBit.ALARM_WARNING  # released
+    records_dir = tmp_path / "records"
+    _check_verdicts(records_dir, pattern)  # acknowledging never touched a verdict
+    assert {a.alarm["chart"] for a in recorded_alarms(records_dir)} == set(BOTH_CHARTS)
+    acks = recorded_acks(records_dir)
+    assert [a.source for a in acks] == ["robot"] and set(acks[0].charts) == set(BOTH_CHARTS), acks

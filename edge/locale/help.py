@@ -192,6 +192,9 @@ _ROBOT_SIM: dict[str, str] = {
     "help.robot_sim.results": "the appliance's ZeroMQ PUB of final inspections",
     "help.robot_sim.ready_timeout": "seconds to wait for READY",
     "help.robot_sim.json": "one JSON object per part, then the summary",
+    "help.robot_sim.ack_alarms": (
+        "acknowledge line alarms: pulse CONTROL bit 2 (ACK_ALARMS) before a trigger while STATUS bit 6 is set"
+    ),
     "help.robot_sim.demo": (
         "against the demo line (`lineside run --trigger robot`): its result stream and its parts' truth"
     ),

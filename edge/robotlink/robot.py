@@ -78,6 +78,7 @@ class RunReport:
     violations: list[str] = field(default_factory=list)  # protocol breaches the robot saw
     boot_ids: list[int] = field(default_factory=list)
     error_clears: int = 0  # CLEAR_ERROR pulses sent
+    alarm_acks: int = 0  # ACK_ALARMS pulses sent (a line alarm acknowledged; no part's business)
     check_mismatches: int = 0  # reads whose CHECK did not match (torn): never judged, read again
 
 
@@ -298,6 +299,11 @@ class RobotProgram:
                 self._write(reg.CONTROL, [ControlBit.ENABLE | ControlBit.CLEAR_ERROR])
                 self._write(reg.CONTROL, [ControlBit.ENABLE])
                 self.report.error_clears += 1
+            elif block[reg.STATUS] & StatusBit.ALARM_WARNING and self.s.ack_alarms:
+                # An operator's acknowledgement, as a PLC's button would send it: a rising edge of bit 2.
+                self._write(reg.CONTROL, [ControlBit.ENABLE | ControlBit.ACK_ALARMS])
+                self._write(reg.CONTROL, [ControlBit.ENABLE])
+                self.report.alarm_acks += 1
         except LinkDownError:
             pass  # the trigger write that follows meets the same link and decides
         return self._boot

@@ -40,6 +40,7 @@ class RobotSettings:
     takt_ms: float = 0.0  # least time between two triggers
     recipe: int | None = None  # written to RECIPE at start when set
     auto_clear_error: bool = True  # pulse CLEAR_ERROR before a trigger while STATUS ERROR is latched
+    ack_alarms: bool = False  # pulse ACK_ALARMS before a trigger while STATUS ALARM_WARNING is set
 
 
 class LinkDownError(LinesideError):

@@ -66,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], la
     p.add_argument("--ready-timeout", type=float, default=30.0, help=words("ready_timeout"))
     p.add_argument("--json", action="store_true", help=words("json"))
     p.add_argument("--demo", action="store_true", help=words("demo"))
+    p.add_argument("--ack-alarms", action="store_true", help=words("ack_alarms"))
     p.set_defaults(handler=handle)
 
 
@@ -92,6 +93,7 @@ def handle(args: argparse.Namespace) -> int:
         stop_after=args.stop_after,
         ready_timeout_s=args.ready_timeout,
         takt_ms=args.takt_ms,
+        ack_alarms=args.ack_alarms,
     )
     fault = None
     if args.inject:
@@ -305,6 +307,7 @@ def summarise(report: RunReport, parts: list[JudgedPart], truth_known: bool) -> 
         "violations": report.violations,
         "boot_ids": report.boot_ids,
         "error_clears": report.error_clears,
+        "alarm_acks": report.alarm_acks,
         "check_mismatches": report.check_mismatches,
     }
     summary["ok"] = not (wrong or unverified or report.line_stopped or report.violations)
@@ -338,6 +341,8 @@ def render_summary(s: dict[str, Any]) -> str:
         )
     if s["check_mismatches"]:
         lines.append(f"torn reads caught by CHECK and read again: {s['check_mismatches']}")
+    if s["alarm_acks"]:
+        lines.append(f"line alarms acknowledged (CONTROL ACK_ALARMS pulses): {s['alarm_acks']}")
     if s["line_stopped"]:
         lines.append(f"LINE STOPPED: {s['line_stopped']}")
     lines += [f"PROTOCOL VIOLATION: {v}" for v in s["violations"]]
