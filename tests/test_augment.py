@@ -167,3 +167,26 @@ def test_ultralytics_training_dataset_uses_the_factory_step_and_keeps_it_after_c
     assert factory["hsv"] == [0.0, 0.0]  # ultralytics' own hue/saturation jitter is off
     boxes = np.array(factory["boxes"])
     assert np.all((boxes >= 0) & (boxes <= 1)) and not np.allclose(boxes, plain["boxes"])
+
+
+def _gates(pipeline: Any) -> tuple[bool, ...]:
+    """Whether each step of a fresh pipeline runs on its first image at p = 0.5: albumentations gates a step
+    (a OneOf included) with `py_random.random() < p`, from that step's own generator."""
+    return tuple(step.py_random.random() < 0.5 for step in pipeline.transforms)
+
+
+def test_a_seeded_pipeline_gives_each_step_its_own_random_numbers_and_repeats_itself() -> None:
+    # Albumentations 2 seeds every step of a Compose alike: every step drew the same numbers, so on a
+    # pipeline's first image steps of equal p all ran or none did, whatever the seed.
+    config = load_augment_config(ALL_ON)
+    gates = {_gates(build_pipeline(config, seed=seed)) for seed in range(20)}
+    steps = len(build_pipeline(config, seed=0).transforms)
+    assert gates - {(True,) * steps, (False,) * steps}, gates  # some steps run where others do not
+    image = np.random.default_rng(0).integers(40, 200, (64, 64, 3), dtype=np.uint8)
+    none = np.zeros((0, 5))
+    first = [augment(build_pipeline(config, seed=7), image, none)[0] for _ in range(2)]
+    assert np.array_equal(first[0], first[1])  # the same seed, the same augmentation
+    again, other = build_pipeline(config, seed=7), build_pipeline(config, seed=8)
+    runs = [augment(again, image, none)[0] for _ in range(5)]
+    others = [augment(other, image, none)[0] for _ in range(5)]
+    assert any(not np.array_equal(a, b) for a, b in zip(runs, others, strict=True))  # another seed

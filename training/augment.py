@@ -171,14 +171,31 @@ def build_transforms(config: AugmentConfig) -> list[A.BasicTransform]:
 
 
 def build_pipeline(config: AugmentConfig, seed: int | None = None) -> A.Compose:
-    """A box-safe Compose: YOLO boxes in, YOLO boxes out, boxes mostly outside the frame dropped."""
-    return A.Compose(
+    """A box-safe Compose: YOLO boxes in, YOLO boxes out, boxes mostly outside the frame dropped.
+
+    With a seed, every step gets a generator of its own (see _seed_apart): reproducible, and independent."""
+    pipeline = A.Compose(
         build_transforms(config),
         bbox_params=A.BboxParams(
             format="yolo", label_fields=LABEL_FIELDS, min_visibility=config.min_visibility
         ),
         seed=seed,
     )
+    if seed is not None:
+        _seed_apart(pipeline, np.random.SeedSequence(seed))
+    return pipeline
+
+
+def _seed_apart(compose: A.BaseCompose, sequence: np.random.SeedSequence) -> None:
+    """Albumentations 2 gives every step of a seeded Compose the Compose's own seed, so all steps draw the
+    same random numbers: a step with p=0.3 then runs only when every step with p >= 0.3 runs too, and their
+    strengths move together. Each step (and each step inside a OneOf) gets a seed of its own instead, spawned
+    from the pipeline's seed."""
+    transforms = list(compose.transforms)
+    for transform, child in zip(transforms, sequence.spawn(len(transforms)), strict=True):
+        transform.set_random_seed(int(child.generate_state(1)[0]))
+        if isinstance(transform, A.BaseCompose):  # which resets its own steps to that one seed: apart again
+            _seed_apart(transform, child)
 
 
 def augment(pipeline: A.Compose, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
