@@ -9,9 +9,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -20,10 +19,9 @@ from edge.aas.api import JSON_TYPE, error_body, handle
 from edge.aas.live import LiveShell
 from edge.errors import LinesideError
 from edge.station import tokenfile
+from edge.station.httpserver import CLIENT_TIMEOUT_S, BackgroundHttpServer
 
 log = logging.getLogger(__name__)
-
-CLIENT_TIMEOUT_S = 10.0  # a client that stops reading cannot hold a server thread for longer
 
 
 def read_token(path: Path) -> str:
@@ -31,31 +29,12 @@ def read_token(path: Path) -> str:
     return tokenfile.read_token(path, "aas.token_file")
 
 
-class AasServer:
+class AasServer(BackgroundHttpServer):
     """Serves `shell` on `bind:port` until `close`."""
 
     def __init__(self, bind: str, port: int, shell: LiveShell, token: str | None) -> None:
         handler = type("Handler", (_Handler,), {"shell": shell, "token": token})
-        try:
-            self.httpd = ThreadingHTTPServer((bind, port), handler)
-        except OSError as exc:
-            raise LinesideError(f"aas: cannot listen on {bind}:{port} ({exc.strerror})") from None
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.2,), name="aas-http")
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self.httpd.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self, timeout_s: float = 2.0) -> None:
-        if self._thread.is_alive():
-            self.httpd.shutdown()
-            self._thread.join(timeout_s)
-        self.httpd.server_close()
+        super().__init__("aas", bind, port, handler)
 
 
 class _Handler(BaseHTTPRequestHandler):

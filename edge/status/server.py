@@ -11,19 +11,18 @@ import html
 import json
 import logging
 import re
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from edge.errors import LinesideError
 from edge.i18n import say
 from edge.locale import environment_language, language_from
 from edge.locale.names import Glossary
+from edge.station.httpserver import CLIENT_TIMEOUT_S, BackgroundHttpServer
 from edge.status import acks
 from edge.status.auth import StatusGuard, clear_cookie, set_cookie
 from edge.status.evidence import PREFIXES as EVIDENCE_ROUTES
@@ -35,7 +34,6 @@ from edge.status.strings import page_strings
 
 log = logging.getLogger(__name__)
 
-CLIENT_TIMEOUT_S = 10.0  # a client that stops reading cannot hold a server thread for longer
 MAX_LOGIN_BYTES = 4096  # a login form is a name and a password; anything longer is not one
 
 
@@ -55,7 +53,7 @@ def login_html(message_id: str | None = None, language: str | None = None) -> by
     return words.replace("<!--message-->", message).encode("utf-8")
 
 
-class StatusServer:
+class StatusServer(BackgroundHttpServer):
     """Serves the station's state on `bind:port` until `close`."""
 
     def __init__(
@@ -82,26 +80,7 @@ class StatusServer:
             "glossary": names,
         }
         handler = type("Handler", (_Handler,), attributes)
-        try:
-            self.httpd = ThreadingHTTPServer((bind, port), handler)
-        except OSError as exc:
-            raise LinesideError(f"status: cannot listen on {bind}:{port} ({exc.strerror})") from None
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.2,), name="status-http")
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self.httpd.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self, timeout_s: float = 2.0) -> None:
-        if self._thread.is_alive():
-            self.httpd.shutdown()
-            self._thread.join(timeout_s)
-        self.httpd.server_close()
+        super().__init__("status", bind, port, handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
