@@ -26,7 +26,8 @@ from edge.records.model import InspectionRecord
 from edge.records.query import export_csv, export_jsonl, query
 from edge.records.schema import DB_FILE, IMAGES_DIR, QUARANTINE_DIR
 from edge.records.store import DuplicateRecordError, RecordStore, UnknownRecordError
-from lineside.commands.records import parse_time, run_records
+from lineside.commands.records import run_records
+from lineside.commands.timearg import parse_time, parse_window
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_714_560_000.0  # 2024-05-01T10:40:00Z
@@ -414,6 +415,22 @@ def test_csv_export_has_one_row_per_record_with_iso_times_and_json_lists(tmp_pat
 )
 def test_time_options_accept_iso_and_relative_times(text: str, expected: float) -> None:
     assert parse_time(text, T0, "--since") == pytest.approx(expected)
+
+
+def test_a_time_window_is_open_where_not_given_and_refused_when_it_ends_before_it_begins() -> None:
+    assert parse_window(None, None, T0) == (None, None)
+    assert parse_window("-1h", None, T0) == (T0 - 3600, None)
+    assert parse_window(None, "now", T0) == (None, T0)
+    with pytest.raises(LinesideError, match=r"--since -1h is not before --until -2h"):
+        parse_window("-1h", "-2h", T0)
+
+
+def test_records_alarms_refuses_a_window_that_ends_before_it_begins(tmp_path: Path) -> None:
+    from lineside.commands.records_alarms import run_recorded
+
+    err = io.StringIO()
+    assert run_recorded(tmp_path, since="-1h", until="-2h", stderr=err, now=T0) == 2
+    assert err.getvalue().strip() == "lineside records alarms: --since -1h is not before --until -2h"
 
 
 def test_records_command_prints_a_table_of_the_filtered_records(tmp_path: Path) -> None:

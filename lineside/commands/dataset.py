@@ -147,7 +147,7 @@ def _import_voc(args: argparse.Namespace) -> int:
 
 
 def _import_records(args: argparse.Namespace) -> int:
-    from lineside.commands.records import parse_time
+    from lineside.commands.timearg import parse_window
     from training.datasets.records_import import import_records
 
     any_chosen = args.rejected or args.near_threshold or args.marked
@@ -158,12 +158,12 @@ def _import_records(args: argparse.Namespace) -> int:
             from edge.station.config import load_config
 
             records_dir = load_config(args.config).records.dir
-        now = time.time()
+        since, until = parse_window(args.since, args.until, time.time())
         result = import_records(
             records_dir,
             args.out,
-            since=None if args.since is None else parse_time(args.since, now, "--since"),
-            until=None if args.until is None else parse_time(args.until, now, "--until"),
+            since=since,
+            until=until,
             rejected=args.rejected or not any_chosen,  # none named: all three
             near_threshold=args.near_threshold or not any_chosen,
             marked=args.marked or not any_chosen,

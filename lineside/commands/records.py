@@ -23,7 +23,7 @@ from edge.locale import FALLBACK
 from edge.records.model import InspectionRecord
 from edge.records.query import export_csv, export_jsonl, query
 from edge.records.schema import DB_FILE
-from lineside.commands.timearg import parse_time as parse_time  # noqa: PLC0414 (re-exported: dataset.py)
+from lineside.commands.timearg import parse_window
 
 OutputFormat = Literal["table", "csv", "jsonl"]
 ConfigResolver = Callable[[Path], Path]  # appliance config file -> its records folder
@@ -167,10 +167,7 @@ def run_records(
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
     try:
-        since_s = None if since is None else parse_time(since, now_s, "--since")
-        until_s = None if until is None else parse_time(until, now_s, "--until")
-        if since_s is not None and until_s is not None and since_s >= until_s:
-            raise LinesideError(f"--since {since} is not before --until {until}")
+        since_s, until_s = parse_window(since, until, now_s)
         records = query(records_dir / DB_FILE, verdict=verdict, since=since_s, until=until_s, limit=limit)
         text = render(records, fmt)
         if output is not None:

@@ -33,7 +33,7 @@ from edge.spc.config import SpcConfig
 from edge.spc.drift import reference_measures
 from edge.spc.replay import kept_image_loader, replay
 from lineside.commands.language import command_glossary, command_language
-from lineside.commands.timearg import parse_time
+from lineside.commands.timearg import parse_window
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # as `lineside records`
@@ -150,8 +150,7 @@ def run_alarms(
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
     try:
-        since_s = None if since is None else parse_time(since, now_s, "--since")
-        until_s = None if until is None else parse_time(until, now_s, "--until")
+        since_s, until_s = parse_window(since, until, now_s)
         config = load_spc(spc_file, pchart)
         ref = None if reference is None else reference_measures(reference)
         db_path = records_dir / DB_FILE
@@ -207,8 +206,7 @@ def run_recorded(
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
     try:
-        since_s = None if since is None else parse_time(since, now_s, "--since")
-        until_s = None if until is None else parse_time(until, now_s, "--until")
+        since_s, until_s = parse_window(since, until, now_s)
         db_path = records_dir / DB_FILE
         if not db_path.exists():
             raise LinesideError(f"{records_dir}: no records database ({DB_FILE})")

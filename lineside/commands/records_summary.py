@@ -23,7 +23,7 @@ from edge.records.shift import summarise
 from edge.records.shift_alarms import alarm_sentences
 from edge.spc.config import SpcConfig
 from lineside.commands.language import command_glossary, command_language
-from lineside.commands.timearg import parse_time
+from lineside.commands.timearg import parse_window
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # as `lineside records`
@@ -108,10 +108,7 @@ def run_summary(
     err = sys.stderr if stderr is None else stderr
     now_s = time.time() if now is None else now
     try:
-        since_s = None if since is None else parse_time(since, now_s, "--since")
-        until_s = None if until is None else parse_time(until, now_s, "--until")
-        if since_s is not None and until_s is not None and since_s >= until_s:
-            raise LinesideError(f"--since {since} is not before --until {until}")
+        since_s, until_s = parse_window(since, until, now_s)
         db_path = records_dir / DB_FILE
         if not db_path.exists():
             # A station that has not recorded a part yet: one clear line, not an error.

@@ -26,3 +26,13 @@ def parse_time(text: str, now: float, option: str) -> float:
     except ValueError:
         raise LinesideError(f"{option}: {text!r} is not a time; expected {TIME_HELP}") from None
     return moment.timestamp()
+
+
+def parse_window(since: str | None, until: str | None, now: float) -> tuple[float | None, float | None]:
+    """--since and --until as epoch seconds (None: open on that side); a window that ends before it begins
+    is refused in one line naming both."""
+    since_s = None if since is None else parse_time(since, now, "--since")
+    until_s = None if until is None else parse_time(until, now, "--until")
+    if since_s is not None and until_s is not None and since_s >= until_s:
+        raise LinesideError(f"--since {since} is not before --until {until}")
+    return since_s, until_s
