@@ -199,7 +199,6 @@ def test_without_a_hangul_font_the_pictures_are_english_and_it_is_said_once(
     import lineside.commands.records_alarms_png
     from edge.spc.replay import replay
     from lineside.commands.records_alarms import load_spc, run_alarms
-    from lineside.commands.records_alarms_png import chart_of
 
     ko = lines["ko"]
     pchart = {"subgroup": SUBGROUP, "baseline_subgroups": BASELINE}
@@ -225,7 +224,7 @@ def test_without_a_hangul_font_the_pictures_are_english_and_it_is_said_once(
     caplog.set_level(logging.WARNING, logger="edge.spc.picture")
     edge.spc.picture._said_english_only.cache_clear()
     for alarm in charts.alarms:
-        chart = chart_of(charts, alarm.chart)
+        chart = charts.chart(alarm.chart)
         assert chart is not None
         korean = edge.spc.picture.chart_picture(chart, alarm, "ko", NAMES)
         assert np.array_equal(korean, edge.spc.picture.chart_picture(chart, alarm, "en", NAMES))

@@ -24,17 +24,6 @@ from edge.spc.replay import LineCharts
 BEFORE, AFTER = 60, 10  # points shown around an alarm
 
 
-def chart_of(charts: LineCharts, name: str) -> PChart | EwmaChart | None:
-    """The chart an alarm came from, by its name."""
-    if name == "reject_rate":
-        return charts.rejects.reject
-    if name.startswith("class_rate:"):
-        return charts.rejects.classes.get(name.partition(":")[2])
-    if name == "score":
-        return charts.score.chart
-    return charts.image.charts.get(name)
-
-
 def write_pngs(
     charts: LineCharts, folder: Path, lang: str | None = "en", glossary: Glossary | None = None
 ) -> list[Path]:
@@ -54,7 +43,7 @@ def write_pngs(
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for number, alarm in enumerate(charts.alarms, start=1):
-        chart = chart_of(charts, alarm.chart)
+        chart = charts.chart(alarm.chart)
         if chart is None:
             continue
         figure, axes = plt.subplots(figsize=(9, 4), dpi=100)
