@@ -11,6 +11,13 @@ long side 354 px): at 256 the median tile is scaled by 0.72, only 2% are upscale
 box keeps a 13 px short side (5% fall under 3.5 px); 224 would shrink the median tile to 0.63, and 320 would
 upscale a third of the tiles for 1.56x the compute. So the default is 256 (`imgsz`); raise it for pin-hole
 sized defects.
+
+Crops (`crop`): small defects on large parts (DeepPCB: ~35 px on 640 px tiles) vanish when the whole part
+is scaled to a size a CPU can train at. With a crop size, each training image is first placed exactly as
+the appliance places it (the letterbox canvas at `imgsz`), then a `crop` x `crop` window of that canvas is
+taken: around one of its defects (a defective part) or anywhere (a good part). The network trains at the
+crop's cost and sees defects at the appliance's scale; the exported model, with the `max` pool
+(classify_export), judges the whole canvas.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from edge.errors import LinesideError
-from edge.judge.detector.preprocess import Preprocessor
+from edge.judge.detector.preprocess import Preprocessor, letterbox_transform
 from edge.modelstore.card import InputSpec
 from training.evaldata import read_split, read_truth
 from training.scoring import IMAGE_SUFFIXES
@@ -188,19 +195,68 @@ class FrameTensor:
         return torch.from_numpy(np.array(tensor, dtype=np.float32, copy=True))
 
 
+def letterboxed(frame: Frame, imgsz: int) -> tuple[Frame, npt.NDArray[np.float64]]:
+    """The appliance's input canvas of a frame (BGR, imgsz square, grey 114 border, as edge's Preprocessor
+    places it) and the matrix that maps normalised frame coordinates onto it: canvas = xy * scale + shift."""
+    height, width = frame.shape[:2]
+    geometry = letterbox_transform(width, height, imgsz, imgsz)
+    size = (geometry.resized_width, geometry.resized_height)
+    resized = frame if size == (width, height) else cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((imgsz, imgsz, 3), 114, np.uint8)
+    canvas[geometry.pad_y : geometry.pad_y + size[1], geometry.pad_x : geometry.pad_x + size[0]] = resized
+    placement = np.array([[size[0], size[1]], [geometry.pad_x, geometry.pad_y]], np.float64)
+    return canvas, placement
+
+
+def crop_origin(
+    boxes: npt.NDArray[np.float64], placement: npt.NDArray[np.float64], imgsz: int, crop: int,
+    rng: np.random.Generator,
+) -> tuple[int, int]:  # fmt: skip
+    """Top-left corner of a crop x crop window of the canvas: one that holds a box picked at random (as
+    much of it as fits), or anywhere on the canvas when there are no boxes."""
+    room = imgsz - crop
+    if not len(boxes):
+        return int(rng.integers(0, room + 1)), int(rng.integers(0, room + 1))
+    _, cx, cy, w, h = boxes[int(rng.integers(0, len(boxes)))]
+    scale, shift = placement
+    corner: list[int] = []
+    for centre, extent, axis in ((cx, w, 0), (cy, h, 1)):
+        low_edge = (centre - extent / 2) * scale[axis] + shift[axis]
+        high_edge = (centre + extent / 2) * scale[axis] + shift[axis]
+        # every origin that keeps the whole box in view; a box larger than the crop: its centre in view
+        first, last = high_edge - crop, low_edge
+        if first > last:
+            first = last = (low_edge + high_edge - crop) / 2
+        lo = min(max(0, int(np.ceil(first))), room)
+        hi = max(min(room, int(np.floor(last))), lo)
+        corner.append(int(rng.integers(lo, hi + 1)))
+    return corner[0], corner[1]
+
+
 class PartDataset(Dataset[tuple[torch.Tensor, int]]):
     """(3, H, W) float tensors and class indices; augmented (reproducibly per seed, epoch and image) or not.
 
-    Set `epoch` before each pass: image i of epoch e is augmented with seed (seed, e, i), so a resumed or
-    multi-worker run draws the same augmentations as an uninterrupted one.
+    Set `epoch` before each pass: image i of epoch e is augmented (and cropped) with seed (seed, e, i), so a
+    resumed or multi-worker run draws the same augmentations as an uninterrupted one. With `crop`, each
+    image is a crop x crop window of its letterboxed canvas (see the module's docstring); a defective part
+    needs boxes then (YOLO layout), so that its window holds a defect.
     """
 
-    def __init__(self, parts: PartSet, imgsz: int, pipeline: A.Compose | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        parts: PartSet,
+        imgsz: int,
+        pipeline: A.Compose | None = None,
+        seed: int = 0,
+        crop: int | None = None,
+    ) -> None:
         self.parts = parts
         self.pipeline = pipeline
         self.seed = seed
         self.epoch = 0
-        self._to_tensor = FrameTensor(imgsz)
+        self.imgsz = imgsz
+        self.crop = crop
+        self._to_tensor = FrameTensor(crop or imgsz)
 
     def __len__(self) -> int:
         return len(self.parts.items)
@@ -208,17 +264,38 @@ class PartDataset(Dataset[tuple[torch.Tensor, int]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         item = self.parts.items[index]
         frame = load_frame(item.image)
+        boxes = read_boxes(item.boxes_file)
         if self.pipeline is not None:
-            frame = self._augmented(self.pipeline, frame, item, index)
+            frame, boxes = self._augmented(self.pipeline, frame, boxes, index)
+        if self.crop is not None:
+            frame = self._cropped(frame, boxes if item.label else _NO_BOXES, self.crop, index)
         return self._to_tensor(frame)[0], item.label
 
-    def _augmented(self, pipeline: A.Compose, frame: Frame, item: PartImage, index: int) -> Frame:
+    def _augmented(
+        self, pipeline: A.Compose, frame: Frame, boxes: npt.NDArray[np.float64], index: int
+    ) -> tuple[Frame, npt.NDArray[np.float64]]:
         from training.augment import augment
 
-        boxes = read_boxes(item.boxes_file)
         seed_pipeline(pipeline, _derived(self.seed, self.epoch, index))
         # albumentations' colour steps assume RGB; the frame (and the Preprocessor) are BGR.
         image, kept = augment(pipeline, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), boxes)
         if len(boxes) and not len(kept):
-            return frame  # every defect moved out of view: the "defect" label would be a lie
-        return np.ascontiguousarray(cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2BGR))
+            return frame, boxes  # every defect moved out of view: the "defect" label would be a lie
+        return np.ascontiguousarray(cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2BGR)), kept
+
+    def _cropped(self, frame: Frame, boxes: npt.NDArray[np.float64], crop: int, index: int) -> Frame:
+        canvas, placement = letterboxed(frame, self.imgsz)
+        rng = np.random.default_rng(_derived(self.seed, self.epoch, index, 1))
+        x0, y0 = crop_origin(boxes, placement, self.imgsz, crop, rng)
+        return np.ascontiguousarray(canvas[y0 : y0 + crop, x0 : x0 + crop])
+
+
+def require_boxes(parts: PartSet) -> None:
+    """Crops are taken around a defective part's defects: every defective part needs a box."""
+    for item in parts.items:
+        if item.label and not len(read_boxes(item.boxes_file)):
+            where = item.boxes_file or item.image
+            raise LinesideError(
+                f"{where}: a defective part without boxes cannot be cropped around its defect"
+                " (crop needs the YOLO layout, with a box for every defective part)"
+            )

@@ -1,9 +1,14 @@
 """The classify kind's network, its ONNX export, the parity proof, the val threshold and the model card.
 
-Graph: images (1, 3, H, W) RGB in [0, 1] -> Normalise -> EfficientNet-Lite0 features -> global average
-pool -> linear head -> "scores" (softmax, classes[0] == "good"), and "heatmap" (1, H, W): the class
-activation map of the strongest defect class minus that of "good", upsampled to the input, ReLU'd. The
-pool is linear, so the map's mean (before ReLU) is exactly that logit difference.
+Graph: images (1, 3, H, W) RGB in [0, 1] -> Normalise -> EfficientNet-Lite0 features -> pool -> linear
+head -> "scores" (softmax, classes[0] == "good"), and "heatmap" (1, H, W): the class activation map of the
+strongest defect class minus that of "good", upsampled to the input, ReLU'd.
+
+Two pools. `avg` (global average, the default): the map's mean (before ReLU) is exactly the logit
+difference. `max` ("strongest location", multiple-instance style): the part's logits are the head's logits
+at the one location whose defect evidence is highest, so the part is good only when every location is. A
+defect then weighs the same whatever the size of the image around it: a `max` model trained on crops at
+the appliance's scale judges the whole part (classify_data's `crop`), where an average would dilute it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -46,19 +51,37 @@ PARITY_FRAMES = 4
 FloatArray = npt.NDArray[np.float32]
 
 
+Pool = Literal["avg", "max"]
+
+
+def location_logits(features: torch.Tensor, head: nn.Linear) -> torch.Tensor:
+    """The head applied at every location of a feature map: (N, C, h, w) logits (the class activation map)."""
+    return F.conv2d(features, head.weight[:, :, None, None], head.bias)
+
+
+def strongest_location(cams: torch.Tensor) -> torch.Tensor:
+    """(N, C) logits of each image at its location of highest defect evidence (strongest defect class's
+    logit minus good's), from (N, C, h, w) per-location logits."""
+    evidence = cams[:, 1:].amax(dim=1) - cams[:, 0]  # (N, h, w)
+    where = evidence.flatten(1).argmax(dim=1)  # (N,)
+    flat = cams.flatten(2)  # (N, C, h*w)
+    return flat.gather(2, where[:, None, None].expand(-1, flat.shape[1], 1))[:, :, 0]
+
+
 class Classifier(nn.Module):
     """Normalise + pretrained backbone + dropout + linear head on the pooled last feature map.
 
     Batch-norm statistics stay frozen at ImageNet's in training: factory batches are small and one-sided.
     """
 
-    def __init__(self, backbone: nn.Module, n_classes: int, dropout: float = 0.2) -> None:
+    def __init__(self, backbone: nn.Module, n_classes: int, dropout: float = 0.2, pool: Pool = "avg") -> None:
         super().__init__()
         backbone.reset_classifier(0)  # type: ignore[operator]  # timm's; the ImageNet head is not used
         self.normalise = Normalise()
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(backbone.num_features), n_classes)  # type: ignore[arg-type]
+        self.pool = pool
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The last feature map (N, 1280, H/32, W/32) of RGB [0, 1] images."""
@@ -66,7 +89,16 @@ class Classifier(nn.Module):
         return out
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(images).mean(dim=(2, 3))))  # type: ignore[no-any-return]
+        features = self.features(images)
+        if self.pool == "max":
+            return strongest_location(location_logits(self.dropout(features), self.head))
+        return self.head(self.dropout(features.mean(dim=(2, 3))))  # type: ignore[no-any-return]
+
+    def pooled_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, C) logits of a (N, 1280, h, w) feature map, by this classifier's pool (no dropout)."""
+        if self.pool == "max":
+            return strongest_location(location_logits(features, self.head))
+        return self.head(features.mean(dim=(2, 3)))  # type: ignore[no-any-return]
 
     def train(self, mode: bool = True) -> Classifier:
         super().train(mode)
@@ -76,9 +108,11 @@ class Classifier(nn.Module):
         return self
 
 
-def build_classifier(n_classes: int, weights: BackboneWeights | None = None) -> Classifier:
+def build_classifier(
+    n_classes: int, weights: BackboneWeights | None = None, pool: Pool = "avg"
+) -> Classifier:
     """A new classifier on the ImageNet backbone (the head seeded by torch's global RNG)."""
-    return Classifier(build_backbone(weights), n_classes)
+    return Classifier(build_backbone(weights), n_classes, pool=pool)
 
 
 TTA_VIEWS: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -105,9 +139,9 @@ class ClassifierGraph(nn.Module):
         head = self.classifier.head
         batch = torch.cat([images.flip(axes) if axes else images for axes in self.views])
         feats = self.classifier.features(batch)
-        logits = head(feats.mean(dim=(2, 3)))  # (views, C)
+        logits = self.classifier.pooled_logits(feats)  # (views, C)
         probabilities = torch.softmax(logits, dim=1).mean(dim=0, keepdim=True)
-        cams = F.conv2d(feats, head.weight[:, :, None, None], head.bias)  # per-location logits (V, C, h, w)
+        cams = location_logits(feats, head)  # (views, C, h, w)
         strongest = logits.mean(dim=0, keepdim=True)[:, 1:].argmax(dim=1, keepdim=True) + 1
         index = strongest[:, :, None, None].expand(cams.shape[0], 1, cams.shape[2], cams.shape[3])
         evidence = torch.gather(cams, 1, index) - cams[:, :1]

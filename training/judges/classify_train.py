@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch.utils.data import DataLoader
 
 from edge.atomic import atomic_write_bytes
@@ -28,7 +28,13 @@ from edge.jsonmodel import validate_model
 from edge.modelstore.card import TrainingInfo
 from training.export import code_version
 from training.judges.backbone import locate_weights
-from training.judges.classify_data import PartDataset, PartSet, parts_fingerprint, read_parts
+from training.judges.classify_data import (
+    PartDataset,
+    PartSet,
+    parts_fingerprint,
+    read_parts,
+    require_boxes,
+)
 from training.judges.classify_export import (
     Classifier,
     auroc,
@@ -47,6 +53,8 @@ HEAD_LR_FACTOR = 10.0
 FINAL_LR_FRACTION = 0.01  # the cosine schedule ends at lr x this
 # Settings that change what is trained: a checkpoint made with other values is not resumed.
 RUN_IDENTITY = ("imgsz", "batch", "lr", "seed")
+# ... and these, only where they differ from their defaults (so older checkpoints still resume).
+RUN_IDENTITY_OPTIONAL = {"crop": None, "pool": "avg"}
 
 
 class ClassifySettings(BaseModel):
@@ -87,6 +95,19 @@ class ClassifySettings(BaseModel):
         "image, 2x the run time) or flips (horizontal, vertical and both: 4x); the score is their mean.",
     )
 
+    pool: Literal["avg", "max"] = Field(
+        "avg",
+        description="How the head's per-location logits make the part's: avg (global average) or max (the "
+        "location of strongest defect evidence decides; needed to judge whole parts trained on crops).",
+    )
+    crop: int | None = Field(
+        None,
+        ge=64,
+        le=1024,
+        description="Train on crop x crop windows of the letterboxed part (around a defect on a defective "
+        "part), a multiple of 32 and at most imgsz, with pool max; the model still judges the whole part.",
+    )
+
     @field_validator("device", mode="before")
     @classmethod
     def _device_text(cls, value: object) -> object:
@@ -95,15 +116,28 @@ class ClassifySettings(BaseModel):
             raise ValueError("expected auto, cpu, cuda or a CUDA device index")
         return value
 
-    @field_validator("imgsz")
+    @field_validator("imgsz", "crop")
     @classmethod
-    def _stride_multiple(cls, value: int) -> int:
-        if value % 32:
+    def _stride_multiple(cls, value: int | None) -> int | None:
+        if value is not None and value % 32:
             raise ValueError("must be a multiple of 32 (the backbone's stride)")
         return value
 
+    @model_validator(mode="after")
+    def _crop_fits(self) -> ClassifySettings:
+        if self.crop is not None and self.crop > self.imgsz:
+            raise ValueError(f"crop: {self.crop} is larger than imgsz {self.imgsz}")
+        if self.crop is not None and self.pool != "max":
+            # averaged over the whole part, a defect learnt on a crop would be diluted (imgsz/crop)^2 times
+            raise ValueError("crop: training on crops needs pool: max")
+        return self
+
     def identity(self) -> dict[str, object]:
-        return {key: getattr(self, key) for key in RUN_IDENTITY}
+        optional = {k: getattr(self, k) for k, default in RUN_IDENTITY_OPTIONAL.items()}
+        return {
+            **{key: getattr(self, key) for key in RUN_IDENTITY},
+            **{k: v for k, v in optional.items() if v != RUN_IDENTITY_OPTIONAL[k]},
+        }
 
 
 def load_classify_settings(values: dict[str, Any], source: str = "command line") -> ClassifySettings:
@@ -298,7 +332,7 @@ def fit(
     if start:
         _progress(f"resuming after epoch {start}/{settings.epochs} from {settings.work / CHECKPOINT}")
     pipeline = build_pipeline(augmentation, seed=settings.seed)
-    train_data = PartDataset(train, settings.imgsz, pipeline, seed=settings.seed)
+    train_data = PartDataset(train, settings.imgsz, pipeline, seed=settings.seed, crop=settings.crop)
     val_loader = _loader(PartDataset(val, settings.imgsz), settings, None, device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(train).to(device))
     truth = [item.label != 0 for item in val.items]
@@ -334,6 +368,8 @@ def train_classifier(settings: ClassifySettings) -> Path:
     settings.work.mkdir(parents=True, exist_ok=True)
     train, val = read_parts(settings.data, "train"), read_parts(settings.data, "val")
     require_good_and_defective(val)  # before hours of training, not after
+    if settings.crop is not None:
+        require_boxes(train)
     fingerprint = parts_fingerprint([train, val])
     augmentation = augment_config(settings.augment)
     identity = {**settings.identity(), "classes": list(train.classes), "data_fingerprint": fingerprint,
@@ -342,7 +378,7 @@ def train_classifier(settings: ClassifySettings) -> Path:
     _progress(dataset)
     weights = locate_weights()
     torch.manual_seed(settings.seed)
-    model = build_classifier(len(train.classes), weights)
+    model = build_classifier(len(train.classes), weights, pool=settings.pool)
     fit(model, (train, val), settings, augmentation, identity)
     _progress(f"exporting to {settings.out}")
     card = export_classifier(
