@@ -270,6 +270,15 @@ def test_threshold_meets_the_target_escape_at_the_lowest_overkill():
     assert (metrics["escape_rate"], metrics["overkill_rate"], metrics["target_met"]) == (0.0, 0.0, True)
 
 
+def test_threshold_may_lie_above_0_9_where_a_confident_classifier_needs_it():
+    # a good part at 0.95 is overkill at any threshold up to 0.95; the defective parts all score above it
+    scores = [0.1, 0.5, 0.95, 0.97, 0.99, 0.999]
+    defective = [False, False, False, True, True, True]
+    threshold, metrics = choose_score_threshold(list("abcdef"), scores, defective, target_escape=0.0)
+    assert 0.95 < threshold <= 0.97
+    assert (metrics["escape_rate"], metrics["overkill_rate"], metrics["target_met"]) == (0.0, 0.0, True)
+
+
 def test_threshold_never_flags_every_good_part():
     # good parts score above every defect: the target needs a threshold that rejects every good part
     scores, defective = [0.9, 0.95, 0.2, 0.3], [False, False, True, True]

@@ -264,7 +264,9 @@ def choose_score_threshold(
     gives. Never one that rejects every good part: then the best escape + overkill instead, said so."""
     values = [float(s) for s in np.asarray(scores, np.float64)]
     parts = [ScoredPart(n, d, {"defect": s}) for n, d, s in zip(names, defective, values, strict=True)]
-    chosen = choose_thresholds(parts, ["defect"], target_escape=target_escape)
+    # The chooser's default ceiling (0.9) suits detector confidences; a well-trained classifier's good parts
+    # can score above it (DeepPCB: 0.0 % / 7.3 % under the ceiling, 0.9 % / 0.5 % at 0.997 above it).
+    chosen = choose_thresholds(parts, ["defect"], target_escape=target_escape, ceiling=1.0)
     target_met = chosen.escape_rate <= target_escape and chosen.overkill_rate < 1.0
     if not target_met:
         candidates = {next_step_above(p.best["defect"]) for p in parts if not p.defective}
