@@ -70,10 +70,12 @@ class MapStage:
         """This stage's verdict on `frame`; InferenceError and LinesideError propagate to the chain."""
         output = self.model.run(frame)
         size = (frame.shape[1], frame.shape[0])
-        inside = self._masks.get(size)
-        if inside is None or inside.shape != output.heatmap.shape:
-            inside = self._masks[size] = _roi_mask(output, self.roi, *size)
-        heat = np.where(inside, output.heatmap, 0.0).astype(np.float32)
+        heat = output.heatmap
+        if self.roi.rect is not None or self.roi.polygon is not None:
+            inside = self._masks.get(size)
+            if inside is None or inside.shape != heat.shape:
+                inside = self._masks[size] = _roi_mask(output, self.roi, *size)
+            heat = np.where(inside, heat, np.float32(0.0))
         row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
         hottest = output.to_frame(float(col), float(row))
         if self.card.task == "classify":
@@ -173,10 +175,8 @@ def _robot_score(score: float, threshold: float) -> float:
 def _roi_mask(
     output: MapOutput, roi: RoiConfig, frame_width: int, frame_height: int
 ) -> npt.NDArray[np.bool_]:
-    """Which heat-map pixels lie inside the region of interest (all of them when there is none)."""
+    """Which heat-map pixels lie inside the region of interest (the stage asks only when there is one)."""
     heat = output.heatmap
-    if roi.rect is None and roi.polygon is None:
-        return np.ones(heat.shape, dtype=bool)
     roi.check_within(frame_width, frame_height)
     rows, cols = np.indices(heat.shape, dtype=np.float64)
     ratio = output.transform.ratio

@@ -105,7 +105,9 @@ class ScoreMapModel:
         inferred = time.perf_counter()
         values = np.asarray(first, dtype=np.float64).reshape(-1)
         heatmap = np.asarray(heat, dtype=np.float32).reshape(heat.shape[-2:])
-        if not np.all(np.isfinite(values)) or not np.all(np.isfinite(heatmap)):
+        # One pass, no temporary: a NaN or an infinity anywhere makes the float64 sum non-finite (finite
+        # float32 values cannot overflow it).
+        if not np.all(np.isfinite(values)) or not np.isfinite(heatmap.sum(dtype=np.float64)):
             raise InferenceError(f"model {self._label}: output holds NaN or infinity")
         top, left = transform.pad_y, transform.pad_x
         content = heatmap[top : top + transform.resized_height, left : left + transform.resized_width]

@@ -80,6 +80,9 @@ def display_heatmap(heat: npt.NDArray[np.float32], level: float) -> npt.NDArray[
     if level <= 0:
         return np.zeros(heat.shape, np.uint8)
     floor = SHOWN_FROM * level
-    scaled = (heat - floor) * (HEAT_AT_THRESHOLD / (level - floor))
-    shown: npt.NDArray[np.uint8] = np.clip(scaled, 0, 255).astype(np.uint8)
+    # in place on one float32 temporary: this runs for every part, between the model and the verdict
+    scaled = np.subtract(heat, np.float32(floor), dtype=np.float32)
+    scaled *= np.float32(HEAT_AT_THRESHOLD / (level - floor))
+    np.clip(scaled, 0, 255, out=scaled)
+    shown: npt.NDArray[np.uint8] = scaled.astype(np.uint8)
     return shown

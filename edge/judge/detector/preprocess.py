@@ -79,13 +79,17 @@ class Preprocessor:
             self._canvas.fill(spec.pad_value)  # the border changes with the frame's aspect ratio
             self._last = transform
         size = (transform.resized_width, transform.resized_height)
-        resized = (
-            frame_bgr
-            if size == (width, height)
-            else cv2.resize(np.ascontiguousarray(frame_bgr), size, interpolation=cv2.INTER_LINEAR)
-        )
         top, left = transform.pad_y, transform.pad_x
-        self._canvas[top : top + size[1], left : left + size[0]] = resized
+        content = self._canvas[top : top + size[1], left : left + size[0]]
+        if size == (width, height):
+            content[...] = frame_bgr
+        else:
+            # straight into the canvas (OpenCV writes through the view's row stride): no temporary image
+            written = cv2.resize(
+                np.ascontiguousarray(frame_bgr), size, dst=content, interpolation=cv2.INTER_LINEAR
+            )
+            if written is not content:  # OpenCV made a new array: copy it, never judge stale pixels
+                content[...] = written
         for channel, source in enumerate(self._source):
             plane = self._canvas[:, :, source]
             if spec.dtype == "uint8":
