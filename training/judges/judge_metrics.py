@@ -2,8 +2,9 @@
 for a target escape rate, and the escape/overkill curve.
 
 Escape = a defective part passed (score below the threshold); overkill = a good part rejected (score at or
-above it). The threshold chosen for a target escape rate is the highest one that meets the target, so the
-overkill is the lowest the target allows.
+above it). The threshold chosen for a target escape rate gives the lowest overkill the target allows, and
+among those the fewest escapes on the split (halfway between the scores around it, as the anomaly trainer
+places its own).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def choose_threshold(scores: npt.ArrayLike, defective: npt.ArrayLike, target_esc
         return at_threshold(s, y, float(np.nextafter(s.max(), np.inf)) if s.size else 1.0)
     allowed = int(np.floor(target_escape * bad.size + 1e-9))  # defective parts that may pass
     threshold = float(bad[allowed]) if allowed < bad.size else float(np.nextafter(bad[-1], np.inf))
+    # Down to halfway above the highest good score below it: the same overkill, never more escapes (the
+    # highest threshold alone could let defective parts pass that no good part required), room both ways.
+    good_below = s[~y & (s < threshold)]
+    if good_below.size:
+        threshold = (float(good_below.max()) + threshold) / 2.0
     return at_threshold(s, y, threshold)
 
 
