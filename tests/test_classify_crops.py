@@ -109,8 +109,20 @@ def test_a_defective_parts_window_holds_a_whole_defect_and_a_good_parts_lies_any
                 x0 - 1 <= b[0] and b[2] <= x0 + CROP + 1 and y0 - 1 <= b[1] and b[3] <= y0 + CROP + 1
                 for b in corners
             ), (item.image, (x0, y0), corners)
-    origins = {crop_origin(np.zeros((0, 5)), np.eye(2), IMGSZ, CROP, rng) for _ in range(50)}
+    whole = np.array([[IMGSZ, IMGSZ], [0.0, 0.0]])  # a part that fills the canvas
+    origins = {crop_origin(np.zeros((0, 5)), whole, IMGSZ, CROP, rng) for _ in range(50)}
     assert len(origins) > 10 and all(0 <= x <= IMGSZ - CROP and 0 <= y <= IMGSZ - CROP for x, y in origins)
+
+
+def test_a_good_parts_window_stays_on_the_part_not_on_the_letterbox_border():
+    rng = np.random.default_rng(1)
+    tall = np.array([[50.0, 128.0], [39.0, 0.0]])  # 50 px wide, centred: border at x < 39 and x >= 89
+    wide = np.array([[128.0, 100.0], [0.0, 14.0]])
+    for _ in range(50):
+        x0, y0 = crop_origin(np.zeros((0, 5)), tall, IMGSZ, CROP, rng)
+        assert x0 == 39 + (50 - CROP) // 2 and 0 <= y0 <= IMGSZ - CROP  # narrower than the window: centred
+        x0, y0 = crop_origin(np.zeros((0, 5)), wide, IMGSZ, CROP, rng)
+        assert 0 <= x0 <= IMGSZ - CROP and 14 <= y0 <= 14 + 100 - CROP
 
 
 def test_a_defect_larger_than_the_window_is_centred_in_it():

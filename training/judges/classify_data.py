@@ -213,24 +213,31 @@ def crop_origin(
     rng: np.random.Generator,
 ) -> tuple[int, int]:  # fmt: skip
     """Top-left corner of a crop x crop window of the canvas: one that holds a box picked at random (as
-    much of it as fits), or anywhere on the canvas when there are no boxes."""
-    room = imgsz - crop
-    if not len(boxes):
-        return int(rng.integers(0, room + 1)), int(rng.integers(0, room + 1))
-    _, cx, cy, w, h = boxes[int(rng.integers(0, len(boxes)))]
+    much of it as fits), or, without boxes, one on the part itself (not on the letterbox border)."""
     scale, shift = placement
+    if not len(boxes):
+        # windows inside the part's content; a part narrower than the window: centred on it
+        return _pick(shift[0], shift[0] + scale[0] - crop, imgsz, crop, rng), _pick(
+            shift[1], shift[1] + scale[1] - crop, imgsz, crop, rng
+        )
+    _, cx, cy, w, h = boxes[int(rng.integers(0, len(boxes)))]
     corner: list[int] = []
     for centre, extent, axis in ((cx, w, 0), (cy, h, 1)):
         low_edge = (centre - extent / 2) * scale[axis] + shift[axis]
         high_edge = (centre + extent / 2) * scale[axis] + shift[axis]
-        # every origin that keeps the whole box in view; a box larger than the crop: its centre in view
-        first, last = high_edge - crop, low_edge
-        if first > last:
-            first = last = (low_edge + high_edge - crop) / 2
-        lo = min(max(0, int(np.ceil(first))), room)
-        hi = max(min(room, int(np.floor(last))), lo)
-        corner.append(int(rng.integers(lo, hi + 1)))
+        # every origin that keeps the whole box in view; a box larger than the crop: centred on it
+        corner.append(_pick(high_edge - crop, low_edge, imgsz, crop, rng))
     return corner[0], corner[1]
+
+
+def _pick(first: float, last: float, imgsz: int, crop: int, rng: np.random.Generator) -> int:
+    """A window origin drawn from [first, last] (their middle when first > last), kept on the canvas."""
+    room = imgsz - crop
+    if first > last:
+        first = last = (first + last) / 2
+    lo = min(max(0, int(np.ceil(first))), room)
+    hi = max(min(room, int(np.floor(last))), lo)
+    return int(rng.integers(lo, hi + 1))
 
 
 class PartDataset(Dataset[tuple[torch.Tensor, int]]):
