@@ -97,6 +97,9 @@ class AnomalyInfo(_Strict):
     chunk_rows: int = Field(gt=0, description="Bank rows per distance block: bounds the search's memory.")
     coreset_ratio: float = Field(gt=0.0, le=1.0, description="Fraction of the good patches kept.")
     layers: tuple[int, ...] = Field(min_length=1, description="Backbone stages whose features are used.")
+    patch_stride: Literal[8, 16] = Field(
+        8, description="Input pixels between two patches of the bank and the search (16: 2 x 2 averaged)."
+    )
     pca_from: int | None = Field(
         None,
         gt=0,

@@ -72,6 +72,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], la
     judges.add_argument(
         "--feature-dims", type=int, help="anomaly: PCA to this many feature dimensions (all 152)"
     )
+    judges.add_argument(
+        "--patch-stride",
+        type=int,
+        choices=(8, 16),
+        help="anomaly: input px between patches (8; 16 searches a quarter of the patches)",
+    )
     judges.add_argument("--chunk-rows", type=int, help="anomaly: bank rows per distance block (memory bound)")
     judges.add_argument("--quantile", type=float, help="anomaly, good-only threshold: quantile (0.99)")
     judges.add_argument("--margin", type=float, help="anomaly, good-only threshold: factor over it (1.10)")

@@ -25,6 +25,7 @@ ANOMALY_FLAGS = (
     "margin",
     "min_area_px",
     "feature_dims",
+    "patch_stride",
 )
 DETECTOR_ONLY = ("model", "tile", "tile_overlap", "time_hours", "plots", "preview_augment")
 NOT_FOR_ANOMALY = ("epochs", "workers", "lr")  # nothing to fine-tune: features and a memory bank

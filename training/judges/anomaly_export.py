@@ -46,12 +46,20 @@ PARITY_RTOL = 1e-3
 PARITY_ATOL = 2e-3  # in the score's units, relative to max(1, score): float32 distance rounding
 
 
-class PatchFeatures(nn.Module):
-    """RGB [0, 1] images (B, 3, H, W) to patch features (B, D, H/8, W/8): each stage's 3x3 local average
-    (PatchCore's neighbourhood aggregation), the coarser stages upsampled to the first one's grid."""
+PATCH_STRIDES = (8, 16)  # input pixels between two patches: stage 2's grid, or 2 x 2 of it averaged
 
-    def __init__(self, backbone: nn.Module, layers: Sequence[int] = LAYERS) -> None:
+
+class PatchFeatures(nn.Module):
+    """RGB [0, 1] images (B, 3, H, W) to patch features (B, D, H/s, W/s): each stage's 3x3 local average
+    (PatchCore's neighbourhood aggregation), the coarser stages upsampled to the first one's grid (s = 8);
+    with stride 16, each 2 x 2 block of those patches averaged into one (a quarter of the patches to search
+    and to bank)."""
+
+    def __init__(self, backbone: nn.Module, layers: Sequence[int] = LAYERS, stride: int = 8) -> None:
         super().__init__()
+        if stride not in PATCH_STRIDES:
+            raise LinesideError(f"patch_stride: {stride} is not one of {list(PATCH_STRIDES)}")
+        self.stride = stride
         self.layers = list(layers)
         self.normalise = Normalise()
         self.backbone = backbone
@@ -74,7 +82,8 @@ class PatchFeatures(nn.Module):
         resized = [pooled[0]] + [
             F.interpolate(stage, size=size, mode="bilinear", align_corners=False) for stage in pooled[1:]
         ]
-        return torch.cat(resized, dim=1)
+        patches = torch.cat(resized, dim=1)
+        return patches if self.stride == 8 else F.avg_pool2d(patches, self.stride // 8)
 
 
 def to_patches(features: torch.Tensor) -> torch.Tensor:
@@ -161,7 +170,8 @@ class AnomalyModel(nn.Module):
         self.nearest = bank
         # PCA: (D, k) principal directions of the good patches; the bank holds projected rows.
         self.register_buffer("projection", None if projection is None else torch.from_numpy(projection))
-        grid = math.ceil(imgsz / 8)  # stride 8 with TF "same" padding
+        # stage 2's grid (stride 8 with TF "same" padding; imgsz is a multiple of 16), pooled to the stride
+        grid = math.ceil(imgsz / 8) // (features.stride // 8)
         self.map = AnomalyMap((grid, grid), (imgsz, imgsz))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,6 +293,7 @@ def write_anomaly_card(
     coreset_ratio: float,
     feature_dim: int | None = None,
     pca_from: int | None = None,
+    patch_stride: int = 8,
 ) -> ModelCard:
     """card.json beside model.onnx (written last: a folder with a card is complete); the card."""
     bank_size, chunk_rows = _bank_metadata(onnx_path)
@@ -308,6 +319,7 @@ def write_anomaly_card(
             chunk_rows=chunk_rows,
             coreset_ratio=coreset_ratio,
             layers=LAYERS,
+            patch_stride=patch_stride,
             threshold_source=choice.source,
             quantile=choice.quantile,
             margin=choice.margin,

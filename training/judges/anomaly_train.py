@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -86,6 +86,11 @@ class AnomalySettings(BaseModel):
         le=152,
         description="Project the patch features onto this many principal directions of the good patches "
         "(PCA) before the coreset and the search: the search costs in proportion; none: all 152.",
+    )
+    patch_stride: Literal[8, 16] = Field(
+        8,
+        description="Input pixels between two patches: 8 (stage 2's grid) or 16 (2 x 2 of them averaged: a "
+        "quarter of the patches to search, and of the good patches to choose the bank from).",
     )
 
 
@@ -322,8 +327,10 @@ def memory_bank(
     from training.judges.backbone import build_backbone
 
     device = torch_device(settings.device)
-    features = PatchFeatures(build_backbone(weights)).eval()
-    key = _content_key(settings.imgsz, LAYERS, weights.sha256, images=data.train_good)[:16]
+    features = PatchFeatures(build_backbone(weights), stride=settings.patch_stride).eval()
+    # stride 8 keeps the key it had before strides existed, so cached features stay usable
+    stride = () if settings.patch_stride == 8 else (settings.patch_stride,)
+    key = _content_key(settings.imgsz, LAYERS, *stride, weights.sha256, images=data.train_good)[:16]
     root = settings.work / "anomaly" / f"features-{key}"
     patches = featurise(
         features.to(device), data.train_good, settings.imgsz, root / "shards",
@@ -439,9 +446,11 @@ def train_anomaly(settings: AnomalySettings, progress: Progress = stderr_progres
     weights = locate_weights()
     data = find_data(settings.data, settings.work, progress)
     progress(data.description)
-    identity = _content_key(
-        settings.model_dump(mode="json", exclude={"device", "batch"}), data.fingerprint, weights.sha256
+    # patch_stride 8 (the default) is left out, so a run from before strides existed is still recognised
+    dumped = settings.model_dump(
+        mode="json", exclude={"device", "batch", *(("patch_stride",) if settings.patch_stride == 8 else ())}
     )
+    identity = _content_key(dumped, data.fingerprint, weights.sha256)
     if _finished(settings, identity):
         progress(f"{settings.out}: already trained from this data and these settings")
         return settings.out
@@ -467,6 +476,7 @@ def train_anomaly(settings: AnomalySettings, progress: Progress = stderr_progres
         training=training, coreset_ratio=min(1.0, len(bank.rows) / bank.patches_seen),
         feature_dim=bank.rows.shape[1],
         pca_from=None if bank.projection is None else bank.projection.shape[0],
+        patch_stride=settings.patch_stride,
     )  # fmt: skip
     stamp = {"identity": identity, "onnx_sha256": card.sha256}
     atomic_write_text(settings.work / "anomaly" / STAMP, json.dumps(stamp) + "\n")
