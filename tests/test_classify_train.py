@@ -32,7 +32,6 @@ from training.judges.classify_data import (
 from training.judges.classify_export import (
     Classifier,
     ClassifierGraph,
-    auroc,
     build_classifier,
     check_parity,
     choose_score_threshold,
@@ -46,6 +45,7 @@ from training.judges.classify_train import (
     load_classify_settings,
     train_classifier,
 )
+from training.judges.judge_metrics import auroc
 from training.synth import write_dataset
 
 torch.set_num_threads(1)

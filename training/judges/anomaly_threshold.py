@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import LinesideError
+from training.judges.judge_metrics import auroc as judge_auroc
 
 Scores = npt.NDArray[np.float64]
 
@@ -69,13 +70,8 @@ def choose_threshold(
 
 def auroc(good: Scores, defective: Scores) -> float | None:
     """Probability that a defective part outscores a good one (ties count half); None without both."""
-    if not len(good) or not len(defective):
-        return None
-    ordered = np.sort(np.asarray(good, np.float64))
-    below = np.searchsorted(ordered, defective, side="left")
-    at_or_below = np.searchsorted(ordered, defective, side="right")
-    wins = below.sum() + 0.5 * (at_or_below - below).sum()
-    return float(wins / (len(good) * len(defective)))
+    scores = np.concatenate([np.asarray(good, np.float64), np.asarray(defective, np.float64)])
+    return judge_auroc(scores, np.arange(len(scores)) >= len(good))
 
 
 def val_metrics(

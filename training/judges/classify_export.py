@@ -42,6 +42,7 @@ from edge.modelstore.card import (
 from training.export import OPSET
 from training.judges.backbone import BackboneWeights, Normalise, build_backbone
 from training.judges.classify_data import Frame, FrameTensor, PartSet, input_spec, load_frame
+from training.judges.judge_metrics import auroc
 from training.registry import export_parity, save_parity
 
 INPUT_NAME = "images"
@@ -239,22 +240,6 @@ def served_defect_scores(onnx_path: Path, parts: PartSet, imgsz: int) -> FloatAr
         probabilities = session.run([OUTPUT_NAMES[0]], {INPUT_NAME: tensor})[0]
         scores[index] = 1.0 - float(probabilities[0, 0])
     return scores
-
-
-def auroc(scores: npt.ArrayLike, defective: npt.ArrayLike) -> float | None:
-    """Area under the ROC curve (Mann-Whitney, ties counted half); None without both kinds of part."""
-    values = np.asarray(scores, np.float64)
-    truth = np.asarray(defective, bool)
-    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), np.float64)
-    sorted_values = values[order]
-    # average rank within ties
-    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
-    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
-    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def choose_score_threshold(

@@ -37,11 +37,11 @@ from training.judges.classify_data import (
 )
 from training.judges.classify_export import (
     Classifier,
-    auroc,
     build_classifier,
     export_classifier,
     require_good_and_defective,
 )
+from training.judges.judge_metrics import auroc
 from training.train import go_offline
 
 if TYPE_CHECKING:  # albumentations is imported only once training has gone offline (go_offline)

@@ -25,27 +25,16 @@ class OperatingPoint:
 
 
 def auroc(scores: npt.ArrayLike, defective: npt.ArrayLike) -> float | None:
-    """Area under the ROC curve (ties count half); None when the split lacks good or defective parts."""
+    """Area under the ROC curve: the probability that a defective part outscores a good one, ties counted
+    half (Mann-Whitney, exact); None when the split lacks good or defective parts."""
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(defective, dtype=bool)
-    positives, negatives = s[y], s[~y]
-    if positives.size == 0 or negatives.size == 0:
+    good, bad = np.sort(s[~y]), s[y]
+    if good.size == 0 or bad.size == 0:
         return None
-    # Mann-Whitney U through ranks with ties averaged: O(n log n), exact.
-    order = np.argsort(np.concatenate([positives, negatives]), kind="mergesort")
-    values = np.concatenate([positives, negatives])[order]
-    ranks = np.empty(values.size, dtype=np.float64)
-    start = 0
-    while start < values.size:
-        end = start
-        while end + 1 < values.size and values[end + 1] == values[start]:
-            end += 1
-        ranks[start : end + 1] = (start + end) / 2.0 + 1.0
-        start = end + 1
-    positive_ranks = np.empty_like(ranks)
-    positive_ranks[order] = ranks
-    u = positive_ranks[: positives.size].sum() - positives.size * (positives.size + 1) / 2.0
-    return float(u / (positives.size * negatives.size))
+    below = np.searchsorted(good, bad, side="left")  # good parts each defective part outscores
+    tied = np.searchsorted(good, bad, side="right") - below
+    return float((below.sum() + 0.5 * tied.sum()) / (good.size * bad.size))
 
 
 def at_threshold(scores: npt.ArrayLike, defective: npt.ArrayLike, threshold: float) -> OperatingPoint:
