@@ -190,3 +190,13 @@ def test_trained_on_crops_the_exported_model_judges_the_whole_part(synth, tmp_pa
     assert card.training.args["crop"] == CROP and card.training.args["pool"] == "max"
     state = load_checkpoint(settings.work)
     assert state is not None and state["identity"]["crop"] == CROP and state["identity"]["pool"] == "max"
+    # edge's own chain judges the whole part with it, the card's threshold deciding
+    from edge.judge.inspector import Inspector, load_model
+    from edge.station.config import RecipeConfig
+
+    inspector = Inspector.load(RecipeConfig(number=1, name="a", model=settings.out), load_model(settings.out))
+    item = read_parts(synth, "val").items[0]
+    (stage,) = inspector.inspect(load_frame(item.image)).stages
+    assert stage.kind == "classify" and stage.score is not None and stage.threshold == card.thresholds.score
+    assert (stage.verdict.value == "REJECT") == (stage.score >= stage.threshold)
+    assert stage.heatmap is not None and stage.heatmap.ndim == 2
