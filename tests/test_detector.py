@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -70,6 +71,30 @@ def test_preprocess_refills_the_border_when_the_frame_shape_changes():
     tensor, _ = pre(np.full((32, 64, 3), 255, dtype=np.uint8))
     assert np.allclose(tensor[0, :, :16], 114 / 255)
     assert np.allclose(tensor[0, :, 16:48], 1.0)
+
+
+def test_preprocess_writes_each_frame_into_the_canvas_for_tall_wide_and_exact_frames():
+    pre, rng = Preprocessor(InputSpec(width=64, height=64, color="BGR")), np.random.default_rng(0)
+    for shape in ((128, 64, 3), (64, 128, 3), (64, 64, 3), (128, 64, 3)):
+        frame = rng.integers(0, 256, shape, dtype=np.uint8)
+        tensor, t = pre(frame)
+        expected = cv2.resize(frame, (t.resized_width, t.resized_height), interpolation=cv2.INTER_LINEAR)
+        content = tensor[0, :, t.pad_y : t.pad_y + t.resized_height, t.pad_x : t.pad_x + t.resized_width]
+        assert np.allclose(content.transpose(1, 2, 0) * 255, expected, atol=1e-3), shape
+
+
+def test_preprocess_copies_a_resize_that_opencv_did_not_write_in_place(monkeypatch):
+    # OpenCV may hand back a new array instead of writing into the canvas: never judge the last frame's pixels
+    pre = Preprocessor(InputSpec(width=64, height=64, color="BGR"))
+    pre(np.zeros((128, 128, 3), dtype=np.uint8))
+    real_resize = cv2.resize
+
+    def new_array(src, size, dst=None, interpolation=None):  # ignores dst, as OpenCV may
+        return real_resize(src, size, interpolation=interpolation)
+
+    monkeypatch.setattr(cv2, "resize", new_array)
+    tensor, _ = pre(np.full((128, 128, 3), 255, dtype=np.uint8))
+    assert np.allclose(tensor, 1.0)
 
 
 @pytest.mark.parametrize(
