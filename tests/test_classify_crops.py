@@ -186,7 +186,7 @@ def test_trained_on_crops_the_exported_model_judges_the_whole_part(synth, tmp_pa
     assert (card.input.width, card.input.height) == (IMGSZ, IMGSZ)
     inputs = onnx.load(str(settings.out / "model.onnx")).graph.input
     assert [d.dim_value for d in inputs[0].type.tensor_type.shape.dim] == [1, 3, IMGSZ, IMGSZ]
-    assert card.metrics["parity_max_diff"] <= 1e-4
+    assert float(str(card.metrics["parity_max_diff"])) <= 1e-4
     assert card.training.args["crop"] == CROP and card.training.args["pool"] == "max"
     state = load_checkpoint(settings.work)
     assert state is not None and state["identity"]["crop"] == CROP and state["identity"]["pool"] == "max"
@@ -198,5 +198,6 @@ def test_trained_on_crops_the_exported_model_judges_the_whole_part(synth, tmp_pa
     item = read_parts(synth, "val").items[0]
     (stage,) = inspector.inspect(load_frame(item.image)).stages
     assert stage.kind == "classify" and stage.score is not None and stage.threshold == card.thresholds.score
+    assert stage.threshold is not None
     assert (stage.verdict.value == "REJECT") == (stage.score >= stage.threshold)
     assert stage.heatmap is not None and stage.heatmap.ndim == 2

@@ -102,3 +102,44 @@ def test_ring_frames_are_judged_in_place_and_a_reused_slot_is_a_frame_fault(tmp_
             for sock in (results, images, frames):
                 sock.close()
     zctx.term()
+
+
+@pytest.mark.slow
+def test_heat_maps_are_encoded_after_the_verdict_and_a_failure_costs_only_the_records_maps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.runtime.workers import inference
+
+    order: list[str] = []
+
+    def failing_encode(stages: object) -> dict[str, str]:
+        order.append("encode")
+        raise cv2.error("test: PNG encoder broken")
+
+    monkeypatch.setattr(inference, "encode_heatmaps", failing_encode)
+    zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    with inference_worker(tmp_path) as (worker, endpoints):
+        results = Receiver(zctx, endpoints.results, Result, hwm=100)
+        images = Receiver(zctx, endpoints.images, ImageNote, hwm=100)
+        frames = Sender(zctx, endpoints.frames, FrameHeader, hwm=10)
+        ring = FrameRing(Path(endpoints.frame_dir))
+        sent = worker.results.send
+
+        def send_and_note(result: Result, *args: object, **kwargs: object) -> bool:
+            order.append("result")
+            return sent(result, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(worker.results, "send", send_and_note)
+        defective = np.asarray(cv2.imread(str(tmp_path / "parts" / "part_001.png")), dtype=np.uint8)
+        try:
+            assert _judge(worker, frames, results, ring.put(defective), 1).verdict is Verdict.REJECT
+            assert order == ["result", "encode"]  # the verdict left before any PNG was made
+            note = images.recv(2000)
+            assert note is not None and note[0].heatmaps == {} and note[1] is not None
+            assert np.array_equal(note[1], defective)
+            assert worker.counts["heatmap_errors"] == 1 and worker.counts["inspected"] == 1
+        finally:
+            ring.close()
+            for sock in (results, images, frames):
+                sock.close()
+    zctx.term()
