@@ -277,3 +277,39 @@ def test_detector_only_flags_are_refused_for_the_judge_kinds(tmp_path):
     assert done.returncode == 2 and "lineside train: --model: only for --kind detect" in done.stderr
     done = lineside("train", "--kind", "anomaly", "--data", str(tmp_path), "--epochs", "3")
     assert done.returncode == 2 and "--epochs: an anomaly model is not trained in epochs" in done.stderr
+
+
+def test_judge_flags_are_refused_where_they_do_nothing(tmp_path):
+    from tests.line import lineside
+
+    done = lineside("train", "--data", str(tmp_path), "--crop", "256")  # --kind detect
+    assert done.returncode == 2 and "--crop: only for --kind classify or anomaly" in done.stderr
+    done = lineside("train", "--data", str(tmp_path), "--tta", "hflip")
+    assert done.returncode == 2 and "--tta: only for --kind classify or anomaly" in done.stderr
+    done = lineside("train", "--kind", "anomaly", "--data", str(tmp_path), "--pool", "max")
+    assert done.returncode == 2 and "--pool: not for --kind anomaly" in done.stderr
+    done = lineside("train", "--kind", "classify", "--data", str(tmp_path), "--patch-stride", "16")
+    assert done.returncode == 2 and "--patch-stride: not for --kind classify" in done.stderr
+
+
+def test_classify_crop_and_pool_flags_reach_the_settings(tmp_path):
+    from lineside.cli import build_parser
+    from lineside.commands.train_judges import _values
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--kind",
+            "classify",
+            "--data",
+            str(tmp_path),
+            "--imgsz",
+            "640",
+            "--crop",
+            "256",
+            "--pool",
+            "max",
+        ]
+    )
+    values = _values(args, "parts")
+    assert (values["imgsz"], values["crop"], values["pool"]) == (640, 256, "max")

@@ -67,6 +67,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], la
     judges.add_argument(
         "--tta", choices=("none", "hflip", "flips"), help="classify: test-time flips in the model (none)"
     )
+    judges.add_argument(
+        "--crop",
+        type=int,
+        metavar="N",
+        help="classify: train on N-px windows of the part at --imgsz (small defects; needs --pool max)",
+    )
+    judges.add_argument(
+        "--pool", choices=("avg", "max"), help="classify: part logits from the average or strongest location"
+    )
     judges.add_argument("--coreset-ratio", type=float, help="anomaly: fraction of good patches kept")
     judges.add_argument("--max-bank", type=int, help="anomaly: most memory-bank rows")
     judges.add_argument(
@@ -153,8 +162,16 @@ def handle(args: argparse.Namespace) -> int:
         return handle_judge(
             args, "".join(c if c.isalnum() or c in "_.-" else "_" for c in folder.name) or "model"
         )
+    from lineside.commands.train_judges import ANOMALY_FLAGS, CLASSIFY_FLAGS
     from training.train import load_settings, resolve_model
 
+    for flag in ("lr", "target_escape", *CLASSIFY_FLAGS, *ANOMALY_FLAGS):
+        if getattr(args, flag, None) is not None:  # never silently dropped
+            print(
+                f"lineside train: --{flag.replace('_', '-')}: only for --kind classify or anomaly",
+                file=sys.stderr,
+            )
+            return 2
     try:
         settings = load_settings(args.recipe, _overrides(args, _default_name(args)))
         resolve_model(settings.model)  # refuse a bare weights name before anything heavy is imported

@@ -16,7 +16,7 @@ from edge.jsonmodel import validate_model
 
 # Flags shared with the detector's `lineside train`, by the settings field they set.
 COMMON_FLAGS = ("imgsz", "epochs", "batch", "seed", "device", "workers", "lr", "target_escape")
-CLASSIFY_FLAGS = ("tta",)
+CLASSIFY_FLAGS = ("tta", "crop", "pool")
 ANOMALY_FLAGS = (
     "coreset_ratio",
     "max_bank",
