@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from edge.errors import LinesideError
-from edge.judge.detector.preprocess import Preprocessor, letterbox_transform
+from edge.judge.detector.preprocess import Preprocessor
 from edge.modelstore.card import InputSpec
 from training.evaldata import read_split, read_truth
 from training.scoring import IMAGE_SUFFIXES
@@ -196,16 +196,14 @@ class FrameTensor:
 
 
 def letterboxed(frame: Frame, imgsz: int) -> tuple[Frame, npt.NDArray[np.float64]]:
-    """The appliance's input canvas of a frame (BGR, imgsz square, grey 114 border, as edge's Preprocessor
-    places it) and the matrix that maps normalised frame coordinates onto it: canvas = xy * scale + shift."""
-    height, width = frame.shape[:2]
-    geometry = letterbox_transform(width, height, imgsz, imgsz)
-    size = (geometry.resized_width, geometry.resized_height)
-    resized = frame if size == (width, height) else cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((imgsz, imgsz, 3), 114, np.uint8)
-    canvas[geometry.pad_y : geometry.pad_y + size[1], geometry.pad_x : geometry.pad_x + size[0]] = resized
-    placement = np.array([[size[0], size[1]], [geometry.pad_x, geometry.pad_y]], np.float64)
-    return canvas, placement
+    """The appliance's input canvas of a frame (BGR, imgsz square, grey 114 border: edge's Preprocessor's
+    own) and the matrix that maps normalised frame coordinates onto it: canvas = xy * scale + shift."""
+    preprocess = Preprocessor(input_spec(imgsz))
+    geometry = preprocess.letterbox(frame)
+    placement = np.array(
+        [[geometry.resized_width, geometry.resized_height], [geometry.pad_x, geometry.pad_y]], np.float64
+    )
+    return preprocess.canvas.copy(), placement
 
 
 def crop_origin(

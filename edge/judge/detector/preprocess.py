@@ -72,6 +72,18 @@ class Preprocessor:
         self, frame_bgr: npt.NDArray[np.uint8]
     ) -> tuple[npt.NDArray[np.generic], LetterboxTransform]:
         spec = self._spec
+        transform = self.letterbox(frame_bgr)
+        for channel, source in enumerate(self._source):
+            plane = self._canvas[:, :, source]
+            if spec.dtype == "uint8":
+                self._tensor[0, channel] = plane
+            else:
+                np.multiply(plane, self._scale, out=self._tensor[0, channel], casting="unsafe")
+        return self._tensor, transform
+
+    def letterbox(self, frame_bgr: npt.NDArray[np.uint8]) -> LetterboxTransform:
+        """Place the frame in this object's canvas (BGR, `canvas`) as the model sees it; its geometry."""
+        spec = self._spec
         height, width = frame_bgr.shape[:2]
         transform = self._last
         if transform is None or (transform.frame_width, transform.frame_height) != (width, height):
@@ -90,10 +102,9 @@ class Preprocessor:
             )
             if written is not content:  # OpenCV made a new array: copy it, never judge stale pixels
                 content[...] = written
-        for channel, source in enumerate(self._source):
-            plane = self._canvas[:, :, source]
-            if spec.dtype == "uint8":
-                self._tensor[0, channel] = plane
-            else:
-                np.multiply(plane, self._scale, out=self._tensor[0, channel], casting="unsafe")
-        return self._tensor, transform
+        return transform
+
+    @property
+    def canvas(self) -> npt.NDArray[np.uint8]:
+        """The letterboxed frame (BGR, the input's size): this object's buffer, overwritten by the next."""
+        return self._canvas
