@@ -15,9 +15,9 @@ sized defects.
 Crops (`crop`): small defects on large parts (DeepPCB: ~35 px on 640 px tiles) vanish when the whole part
 is scaled to a size a CPU can train at. With a crop size, each training image is first placed exactly as
 the appliance places it (the letterbox canvas at `imgsz`), then a `crop` x `crop` window of that canvas is
-taken: around one of its defects (a defective part) or anywhere (a good part). The network trains at the
-crop's cost and sees defects at the appliance's scale; the exported model, with the `max` pool
-(classify_export), judges the whole canvas.
+taken: around one of its defects (a defective part) or anywhere on the part (a good part). The network
+trains at the crop's cost and sees defects at the appliance's scale; the exported model, with the `max`
+pool (classify_export), judges the whole canvas.
 """
 
 from __future__ import annotations
@@ -269,6 +269,8 @@ class PartDataset(Dataset[tuple[torch.Tensor, int]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         item = self.parts.items[index]
         frame = load_frame(item.image)
+        if self.pipeline is None and self.crop is None:
+            return self._to_tensor(frame)[0], item.label  # the part as it is (validation): no label read
         boxes = read_boxes(item.boxes_file)
         if self.pipeline is not None:
             frame, boxes = self._augmented(self.pipeline, frame, boxes, index)

@@ -133,11 +133,11 @@ class ClassifySettings(BaseModel):
         return self
 
     def identity(self) -> dict[str, object]:
-        optional = {k: getattr(self, k) for k, default in RUN_IDENTITY_OPTIONAL.items()}
-        return {
-            **{key: getattr(self, key) for key in RUN_IDENTITY},
-            **{k: v for k, v in optional.items() if v != RUN_IDENTITY_OPTIONAL[k]},
-        }
+        identity = {key: getattr(self, key) for key in RUN_IDENTITY}
+        for key, default in RUN_IDENTITY_OPTIONAL.items():
+            if getattr(self, key) != default:
+                identity[key] = getattr(self, key)
+        return identity
 
 
 def load_classify_settings(values: dict[str, Any], source: str = "command line") -> ClassifySettings:
