@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.runtime.placement import Placement, pinned, plan, usable_cpus
+from edge.runtime.placement import Placement, line_threads, pinned, plan, usable_cpus
 from tests.line import make_station, running_line
 
 
@@ -26,10 +26,22 @@ def test_explicit_threads_take_the_last_cpus_by_position() -> None:
 
 
 def test_nothing_to_split_leaves_placement_to_the_os() -> None:
-    assert plan({0, 1}, 0) is None  # auto threads: onnxruntime uses every CPU
+    assert plan({0, 1}, 0) is None  # 0: onnxruntime uses every CPU (a line resolves auto first)
     assert plan({0}, 1) is None
     assert plan({0, 1}, 2) is None  # as many threads as CPUs: nothing left for the rest
     assert plan({0, 1, 2, 3}, 9) is None
+
+
+def test_auto_threads_on_a_placed_line_keep_one_cpu_for_the_rest() -> None:
+    assert line_threads(0, {0, 1}, "auto") == 1
+    assert line_threads(0, set(range(8)), "auto") == 7
+    assert plan({0, 1}, line_threads(0, {0, 1}, "auto")) == Placement(frozenset({1}), frozenset({0}))
+
+
+def test_explicit_threads_placement_off_or_one_cpu_leave_auto_alone() -> None:
+    assert line_threads(2, {0, 1}, "auto") == 2  # a station's own choice stands
+    assert line_threads(0, {0, 1}, "off") == 0  # onnxruntime's auto: every CPU
+    assert line_threads(0, {3}, "auto") == 0  # one CPU: nothing to keep
 
 
 @pytest.mark.skipif(len(usable_cpus()) < 2, reason="pinning needs 2 usable CPUs")
@@ -63,9 +75,15 @@ def _cpu_list(text: str) -> set[int]:
 
 
 @pytest.mark.skipif(len(usable_cpus()) < 2, reason="placement needs 2 usable CPUs")
-def test_a_running_line_keeps_the_model_on_its_cpus_and_records_at_low_priority(tmp_path: Path) -> None:
+@pytest.mark.parametrize("configured", ["explicit", "auto"])
+def test_a_running_line_keeps_the_model_on_its_cpus_and_records_at_low_priority(
+    tmp_path: Path, configured: str
+) -> None:
     threads = len(usable_cpus()) - 1  # leaves CPUs to the rest: placement applies
-    config, _ = make_station(tmp_path, "gd", extra={"detector": {"threads": threads}})
+    # Auto threads (0) on a placed line are the same count: every usable CPU but one.
+    config, _ = make_station(
+        tmp_path, "gd", extra={"detector": {"threads": threads if configured == "explicit" else 0}}
+    )
     expected = plan(usable_cpus(), threads)
     assert expected is not None
     with running_line(config) as line:
@@ -85,15 +103,20 @@ def test_a_running_line_keeps_the_model_on_its_cpus_and_records_at_low_priority(
         assert os.getpriority(os.PRIO_PROCESS, pids["robotlink"]) == os.getpriority(os.PRIO_PROCESS, 0)
     log = "".join(line.stderr)
     assert f"cpu placement: {expected.describe()}" in log
+    auto_line = f"detector.threads auto: {threads} onnxruntime threads, 1 of {len(usable_cpus())} CPUs kept"
+    assert (auto_line in log) == (configured == "auto"), log
 
 
 @pytest.mark.skipif(len(usable_cpus()) < 2, reason="placement needs 2 usable CPUs")
 @pytest.mark.parametrize(
     "extra",
-    [{"supervisor": {"cpu_placement": "off"}, "detector": {"threads": 1}}, {"detector": {"threads": 0}}],
-    ids=["off", "auto-threads"],
+    [
+        {"supervisor": {"cpu_placement": "off"}, "detector": {"threads": 1}},
+        {"supervisor": {"cpu_placement": "off"}, "detector": {"threads": 0}},
+    ],
+    ids=["off", "off-auto-threads"],
 )
-def test_placement_off_or_auto_threads_leave_every_worker_on_every_cpu(
+def test_placement_off_leaves_every_worker_on_every_cpu(
     tmp_path: Path, extra: dict[str, dict[str, object]]
 ) -> None:
     config, _ = make_station(tmp_path, "gd", extra=extra)

@@ -9,7 +9,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -36,6 +36,7 @@ from edge.judge.inspection import Verdict
 from edge.judge.inspector import Inspector, load_model
 from edge.judge.mapstage import MapStage
 from edge.robotlink.registers import VerdictCode
+from edge.runtime.placement import line_threads, usable_cpus
 from edge.station.config import RecipeConfig, StageConfig
 
 STREAM_QUIET_MS = 300  # the stream is drained once nothing came for this long
@@ -69,7 +70,9 @@ class BenchOptions:
 
 def run_bench(options: BenchOptions) -> BenchReport:
     """Measure what `options` asks for; LinesideError on anything that keeps a figure from being true."""
-    o = options
+    # The models are measured with the threads the line runs them with: auto resolved as the supervisor does.
+    threads = line_threads(options.detector.threads, usable_cpus(), "auto")
+    o = replace(options, detector=options.detector.model_copy(update={"threads": threads}))
     if o.parts < 1 or o.iterations < 1 or o.throughput_s <= 0 or o.warmup_parts < 0 or o.poll_ms < 0:
         raise LinesideError("bench: parts, iterations and seconds must be positive")
     frames = load_frames(o.parts_dir, o.frame_size)
@@ -81,7 +84,7 @@ def run_bench(options: BenchOptions) -> BenchReport:
         else None
     )
     report = BenchReport(
-        model=_describe_model(detector, o.detector),
+        model=_describe_model(detector, o.detector, auto=options.detector.threads == 0),
         frames={
             "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
             "count": len(frames),
@@ -127,7 +130,7 @@ def _measure_chain(o: BenchOptions, detector: Detector, frames: list[Frame]) -> 
     return measure_chain(inspector, frames, iterations=o.iterations, warmup=o.warmup_iterations)
 
 
-def _describe_model(detector: Detector, cfg: DetectorConfig) -> dict[str, object]:
+def _describe_model(detector: Detector, cfg: DetectorConfig, *, auto: bool) -> dict[str, object]:
     card = detector.card
     return {
         "name": card.name,
@@ -137,7 +140,7 @@ def _describe_model(detector: Detector, cfg: DetectorConfig) -> dict[str, object
         "input": f"{card.input.width}x{card.input.height}",
         "dtype": card.input.dtype,
         "providers": ", ".join(detector.providers),
-        "threads": cfg.threads or f"auto: {auto_threads()}",
+        "threads": f"auto: {cfg.threads or auto_threads()}" if auto else cfg.threads,
         "graph_optimization": cfg.graph_optimization,
     }
 

@@ -27,7 +27,7 @@ from edge.errors import LinesideError
 from edge.records.hold import hold_records_dir
 from edge.runtime.endpoints import Endpoints
 from edge.runtime.messages import Health, Heartbeat, LedgerEvent
-from edge.runtime.placement import Placement, plan, usable_cpus
+from edge.runtime.placement import Placement, line_threads, plan, usable_cpus
 from edge.runtime.transport import Receiver, Sender
 from edge.runtime.workers.base import WorkerContext
 from edge.runtime.workers.entry import OPTIONAL_WORKERS, run_worker, worker_order
@@ -57,6 +57,18 @@ class WorkerSlot:
     total_restarts: int = 0
 
 
+def _with_line_threads(config: LinesideConfig) -> LinesideConfig:
+    """`config` with auto `detector.threads` made the count the line runs with (placement.line_threads),
+    so that every worker loads its models, and the placement splits the CPUs, by the same number."""
+    usable = usable_cpus()
+    threads = line_threads(config.detector.threads, usable, config.supervisor.cpu_placement)
+    if threads == config.detector.threads:
+        return config
+    log.info("detector.threads auto: %d onnxruntime threads, 1 of %d CPUs kept for the rest of the line",
+             threads, len(usable))  # fmt: skip
+    return config.model_copy(update={"detector": config.detector.model_copy(update={"threads": threads})})
+
+
 class Supervisor:
     """Runs the appliance until stopped, done (max_parts) or out of restart budget."""
 
@@ -66,7 +78,7 @@ class Supervisor:
         on_inspection: Callable[[LedgerEvent], None] | None = None,
         notify: Callable[[str], None] | None = None,
     ) -> None:
-        self.config = config
+        self.config = _with_line_threads(config)
         self.on_inspection = on_inspection
         self.notify = notify or (lambda _message: None)
         self.mp = mp.get_context("spawn")

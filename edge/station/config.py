@@ -209,9 +209,10 @@ class SupervisorConfig(_Section):
     cpu_placement: Literal["auto", "off"] = Field(
         "auto",
         description=(
-            "auto: when detector.threads is fewer than the usable CPUs, onnxruntime's threads run on the"
-            " last CPUs and every other worker on the rest (runtime/placement.py); off, or auto threads: the"
-            " OS places everything. Either way the recorder, status and fleet workers run at nice +10."
+            "auto: when detector.threads (auto: every usable CPU but one) is fewer than the usable CPUs,"
+            " onnxruntime's threads run on the last CPUs and every other worker on the rest"
+            " (runtime/placement.py); off: the OS places everything, and auto threads are every CPU. Either"
+            " way the recorder, status and fleet workers run at nice +10."
         ),
     )
 

@@ -66,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], la
     parser.add_argument("--parts", type=int, default=100, metavar="N", help="robot-triggered parts (100)")
     parser.add_argument("--iterations", type=int, default=200, metavar="N", help="in-process runs (200)")
     parser.add_argument("--seconds", type=float, default=10.0, metavar="S", help="throughput window (10)")
-    parser.add_argument("--threads", type=int, metavar="N", help="onnxruntime threads (default: the demo's)")
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="onnxruntime threads (default: auto, a line's: CPUs - 1)"
+    )
     parser.add_argument(
         "--poll-ms",
         type=float,

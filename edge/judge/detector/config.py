@@ -53,9 +53,11 @@ class DetectorConfig(BaseModel):
         ge=0,
         le=256,
         description=(
-            "Intra-op threads for one inference (idle threads sleep, never spin). 0 (auto): every CPU"
-            " this process may use. Fewer leave CPUs to the rest of the appliance, and"
-            " supervisor.cpu_placement then keeps inference on CPUs of its own (docs/performance.md)."
+            "Intra-op threads for one inference (idle threads sleep, never spin). 0 (auto): on a running"
+            " line with supervisor.cpu_placement auto, every usable CPU but one, which the rest of the line"
+            " keeps; elsewhere (placement off, one CPU, one-off commands) every CPU. Fewer threads than CPUs"
+            " leave CPUs to the rest of the appliance, and supervisor.cpu_placement then keeps inference on"
+            " CPUs of its own (docs/performance.md)."
         ),
     )
     graph_optimization: Literal["disable", "basic", "extended", "all"] = Field(
