@@ -25,8 +25,11 @@ def test_bench_measures_each_stage_and_the_chain_through_the_real_appliance(tmp_
     )
     classifier = make_map_model(tmp_path / "c", "classify")
     anomaly = make_map_model(tmp_path / "a", "anomaly")
-    args = ["--model", str(detector), "--stage", str(classifier), "--stage", str(anomaly), "--parts", "8"]
-    proc = lineside("bench", *args, "--iterations", "10", "--seconds", "1", "--frame", "160x120", timeout=180)
+    # A stage named relative to where the command runs, as a user types it: the appliance the bench starts
+    # (its station file elsewhere) must load the same folder.
+    args = ["--model", str(detector), "--stage", classifier.name, "--stage", str(anomaly), "--parts", "8"]
+    args += ["--iterations", "10", "--seconds", "1", "--frame", "160x120"]
+    proc = lineside("bench", *args, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     for row in (

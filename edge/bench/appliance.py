@@ -63,8 +63,9 @@ def write_station(
             {
                 "number": 1,
                 "name": "bench-part",
-                "model": str(model_dir),
-                "stages": [{"model": str(p)} for p in stages],
+                # Absolute: a station file resolves relative paths from its own folder, not the caller's.
+                "model": str(model_dir.resolve()),
+                "stages": [{"model": str(p.resolve())} for p in stages],
             }
         ],
         "default_recipe": 1,

@@ -184,7 +184,10 @@ def _start_up(appliance: Appliance, timeout_s: float) -> tuple[Startup, BenchRob
     try:
         robot.connect(timeout_s, alive=appliance.check_alive)
         link_s = time.monotonic() - appliance.started_at
-        ready_at = robot.wait_ready(timeout_s, alive=appliance.check_alive)
+        try:
+            ready_at = robot.wait_ready(timeout_s, alive=appliance.check_alive)
+        except LinesideError as exc:  # it runs but is not READY: its own log says why
+            raise LinesideError(f"{exc}; its log ends: {appliance.log_tail(2)}") from None
     except LinesideError:
         robot.close()
         raise

@@ -203,7 +203,7 @@ def options_from(
         appliance=not args.model_only,
         peer=peer,
         peer_label=label,
-        stages=tuple(args.stage),
+        stages=tuple(Path(p).resolve() for p in args.stage),  # the appliance's station file lives elsewhere
         alarms=not args.no_alarms,
     )
 
