@@ -70,7 +70,8 @@ class BenchOptions:
 
 def run_bench(options: BenchOptions) -> BenchReport:
     """Measure what `options` asks for; LinesideError on anything that keeps a figure from being true."""
-    # The models are measured with the threads the line runs them with: auto resolved as the supervisor does.
+    # The models are measured with the threads the line runs them with: auto resolved as the supervisor
+    # does for the bench's stations, which keep cpu_placement auto.
     threads = line_threads(options.detector.threads, usable_cpus(), "auto")
     o = replace(options, detector=options.detector.model_copy(update={"threads": threads}))
     if o.parts < 1 or o.iterations < 1 or o.throughput_s <= 0 or o.warmup_parts < 0 or o.poll_ms < 0:

@@ -58,11 +58,11 @@ def line_threads(configured: int, usable: frozenset[int] | set[int], cpu_placeme
 
     Auto (0) with placement on is every usable CPU but one, which the rest of the line keeps (capture,
     the robot link and the recorder use most of a core at full rate). With all CPUs given to onnxruntime,
-    each parallel operator waits for whichever of its threads the line's work has pre-empted: on 2 cores
-    in session 10, one thread + placement answered the robot sooner, a detector alone 24.3-24.4 ms against
-    25.2-28.9 ms with two threads, a detector + classifier chain 36.4 against 42.9 ms in session 9, for a
-    2-4 % lower sustained rate (docs/performance.md). Auto with placement off, or on one CPU, stays 0:
-    onnxruntime then uses every CPU (`auto_threads`), as one-off commands such as `lineside eval` do.
+    each parallel operator waits for whichever of its threads the line's work has pre-empted. Measured on
+    2 cores, one thread + placement answered the robot sooner: a detector alone in 24.3-24.4 ms against
+    25.2-28.9 ms with two threads, a detector + classifier chain in 36.4 against 42.9 ms, for a 2-4 % lower
+    sustained rate (docs/performance.md, "Auto threads"). Auto with placement off, or on one CPU, stays 0:
+    onnxruntime then uses every CPU (`auto_threads`), as in one-off commands such as `lineside eval`.
     """
     if configured > 0 or cpu_placement != "auto" or len(usable) < 2:
         return configured
