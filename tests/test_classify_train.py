@@ -394,6 +394,14 @@ def test_int8_copy_keeps_the_cards_proof_and_its_parity_with_fp32_is_measured(tr
     card = quantize_judge(settings.out, images[:8], tmp_path / "int8")
     assert card.precision == "int8" and card.backbone == read_card(settings.out).backbone
     ScoreMapModel(tmp_path / "int8")  # the metadata the card is checked against survived quantisation
+    # Only the backbone's convolutions are INT8: the head (a top-level Conv over every location, which the
+    # old rule quantised) keeps float weights, as the rest of the head does.
+    graph = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph
+    dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    int8_weights = {n.name: n.input[1] in dequantized for n in graph.node if n.op_type == "Conv"}
+    head = [name for name in int8_weights if name.count("/") == 1]
+    assert head and not any(int8_weights[name] for name in head), int8_weights
+    assert any(q for name, q in int8_weights.items() if name.startswith("/blocks/")), int8_weights
     report = judge_parity(tmp_path / "int8", settings.out, images)
     assert report["candidate_sha256"] == card.sha256 and report["images"] == len(images)
     assert report["max_score_diff"] > 0.0  # really quantised: the scores moved

@@ -81,6 +81,17 @@ class EdgeCalibrationReader(CalibrationDataReader):  # type: ignore[misc]
         return {self._name: tensor.copy()}  # the preprocessor reuses its buffer
 
 
+def _backbone_conv(node: onnx.NodeProto) -> bool:
+    """A convolution of the backbone: inside one of its modules ("/blocks/...", "/features/...").
+
+    The classifier's head is a convolution too (its linear layer over every location, for the heat map),
+    applied by the export wrapper at the graph's top level ("/Conv"): it stays fp32 with the rest of the
+    head. The anomaly map's smoothing is the exporter's "/map/" module.
+    """
+    scope = node.name.split("/")[1:-1]  # "/blocks/blocks.6/conv_pwl/Conv" -> its modules
+    return node.op_type == "Conv" and bool(scope) and scope[0] != "map"
+
+
 def fp32_nodes(model: onnx.ModelProto, keep: KeepFp32 = "head-final") -> list[str]:
     """Names of the nodes to leave in fp32.
 
@@ -94,7 +105,7 @@ def fp32_nodes(model: onnx.ModelProto, keep: KeepFp32 = "head-final") -> list[st
         # classify/anomaly: only the pretrained backbone's convolutions go INT8 (they are its time); the
         # head, the class activation map, the memory-bank distances and the anomaly map's smoothing (the
         # exporter's `/map/` convolutions) stay fp32: their scales are the model's verdict.
-        return [n.name for n in model.graph.node if n.op_type != "Conv" or n.name.startswith("/map/")]
+        return [n.name for n in model.graph.node if not _backbone_conv(n)]
     dfl = next((n for n in names if "/dfl/" in n), None)
     if dfl is not None:
         prefix = dfl.split("dfl/")[0]
