@@ -160,8 +160,13 @@ def test_a_bad_model_behind_the_pointer_is_refused_and_the_old_model_keeps_judgi
             _wait_parts(line, 6, f"parts after {case}")
         rollback(registry, "part")  # the pointer back to 1.0.0, which is what still runs
         _wait_parts(line, 6, "parts after the rollback")
-        # The running version's own file overwritten on disk: the session in memory keeps judging.
-        (registry / "part" / "1.0.0" / "model.onnx").write_bytes(b"overwritten by a bad copy")
+        # The running version's own file overwritten on disk: the session in memory keeps judging. The bad
+        # copy lands in one step (written beside, then renamed over, as rsync or install do): an in-place
+        # write can be seen half-done (truncated, then written), and each of those two states is refused,
+        # which would make the count of refusals below a matter of timing.
+        bad_copy = tmp_path / "bad-copy.onnx"
+        bad_copy.write_bytes(b"overwritten by a bad copy")
+        bad_copy.replace(registry / "part" / "1.0.0" / "model.onnx")
         line.wait_for(lambda: any("1.0.0 refused" in t for t in line.part_lines()), 30, "overwritten")
         _wait_parts(line, 6, "parts after the overwrite")
     records = _records(config)
