@@ -207,7 +207,7 @@ def test_export_of_the_demo_line_with_no_config_runs_as_a_process(tmp_path: Path
         assert idta_errors(out) == [] and aas_core_errors(out) == []
     demo = json.loads((tmp_path / "demo.json").read_text(encoding="utf-8"))
     models = sorted(sm["idShort"] for sm in demo["submodels"] if sm["idShort"].startswith("AIModel_"))
-    assert models == ["AIModel_demo_1_0_0", "AIModel_demo_anomaly_1_0_0"]  # recipe 2's chain has both
+    assert models == ["AIModel_demo_1_0_0", "AIModel_demo_anomaly_1_1_0"]  # recipe 2's chain has both
 
 
 def _lineside_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

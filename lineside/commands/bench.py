@@ -29,7 +29,7 @@ EXAMPLES = """examples:
   lineside bench --peer ultralytics        the same ONNX through ultralytics predict (train extra)
   lineside bench --suite --peer ultralytics  fp32 and INT8 at 320 and 640, one table each and a summary
   lineside bench --imgsz 640 --weights best.pt --int8   the model's own weights at 640, and its INT8 copy
-  lineside bench --stage models/demo-anomaly/1.0.0   the demo detector chained with a judge: each stage
+  lineside bench --stage models/demo-anomaly/1.1.0   the demo detector chained with a judge: each stage
   lineside bench --json > bench.json       for machines
 Figures are ratios to the floor (session.run on a ready tensor) measured in the same run: the machine
 may be noisy, the ratios less so. Benchmarks are not tests: nothing here fails on a slow figure.

@@ -11,7 +11,7 @@ import yaml
 from edge.station.config import LinesideConfig, parse_config
 
 DEMO_MODEL = ("demo", "1.0.0")
-DEMO_ANOMALY_MODEL = ("demo-anomaly", "1.0.0")  # recipe 2's second judge (training/judges/demo_anomaly.py)
+DEMO_ANOMALY_MODEL = ("demo-anomaly", "1.1.0")  # recipe 2's second judge (training/judges/demo_anomaly.py)
 DEMO_RESULTS = "tcp://127.0.0.1:5571"  # the demo's stream of final inspections (demo.yaml publish.endpoint)
 
 

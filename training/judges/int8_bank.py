@@ -1,7 +1,7 @@
 """An INT8 anomaly model's memory bank rebuilt from its own INT8 features, and its threshold chosen again.
 
 Quantising the backbone moves every patch feature a little; measured against a bank of fp32 features the
-distances move far more than the verdict can bear (demo-anomaly: up to 19 against a threshold of 35). So
+distances move far more than the verdict can bear (demo-anomaly 1.0.0: up to 19 against a threshold of 35). So
 the INT8 copy gets its own bank: the good training parts run through the INT8 graph itself (its patch
 tensor made an output), the greedy k-center coreset chooses as many rows as the fp32 bank has (the chunk
 shapes, and so the graph, stay the same), and the threshold is chosen on val again by the card's rule.
