@@ -300,6 +300,24 @@ def test_watcher_refuses_garbage_written_over_the_running_version(registry: Path
     watcher.close()
 
 
+def test_an_in_place_overwrite_seen_half_done_is_refused_at_each_state(registry: Path) -> None:
+    """A copy that writes over the running file is two states on disk, truncated and then the bad bytes;
+    a poll between them sees both, and each is refused once (the fault test suite counts refusals)."""
+    promote(registry, "part", "1.0.0")
+    watcher, loaded = _watcher(registry)
+    _settle(watcher)
+    model = version_dir(registry, "part", "1.0.0") / "model.onnx"
+    model.write_bytes(b"")  # the copy has truncated the file, not written it yet
+    assert "sha256" in _settle(watcher).refused
+    model.write_bytes(b"not a model any more")
+    second = _settle(watcher)
+    assert "sha256" in second.refused and "still judging with 1.0.0" in second.refused
+    assert watcher.poll() == SwapOutcome()  # nothing changed since: nothing more to refuse
+    frame = __import__("numpy").full((64, 64, 3), 220, "uint8")
+    assert loaded[1].inspect(frame).decision.verdict.value == "REJECT"  # the old session still judges
+    watcher.close()
+
+
 def test_class_change_is_accepted_only_when_the_recipe_allows_it(registry: Path) -> None:
     promote(registry, "part", "1.0.0")
     watcher, _ = _watcher(registry, allow_class_change=True)
