@@ -203,7 +203,7 @@ def options_from(
         appliance=not args.model_only,
         peer=peer,
         peer_label=label,
-        stages=tuple(Path(p).resolve() for p in args.stage),  # the appliance's station file lives elsewhere
+        stages=tuple(args.stage),  # relative to here: write_station makes them absolute for the appliance
         alarms=not args.no_alarms,
     )
 
